@@ -1,0 +1,1 @@
+"""Cassandra Security Manager."""
