@@ -1,0 +1,15 @@
+"""CSM policy pack: `pulumi preview --policy-pack policy` (every policy mandatory)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
+
+from csm_policies import build_policies  # noqa: E402
+
+PolicyPack(
+    name="csm-security",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    policies=build_policies(),
+)
