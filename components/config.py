@@ -1,0 +1,967 @@
+"""The whole stack config as one typed model, parsed once, every error reported together.
+
+Stack config uses flat, project-namespaced keys (``csm:servicePort``) with the simple types
+Pulumi's project schema understands (string, integer, boolean, array of strings), so every key
+is declared with type, default and description in ``Pulumi.yaml`` and the Pulumi CLI checks
+the types too. The model groups them into sections (``cfg.service.port``); each field's alias
+is its flat key. ``Pulumi.yaml``'s ``config:`` block is generated from this module
+(``python -m components.config pulumi-yaml``) and a unit test keeps the two equal.
+
+Parsing: ``StackConfig.load(values, stack=...)`` takes a mapping of keys (``servicePort`` or
+``csm:servicePort``, plus ``aws:region``) to values (Pulumi's strings/JSON or plain Python
+values) and raises ``ConfigError`` listing every bad key with its reason. ``from_pulumi()``
+reads the running program's config. Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+import sys
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+NAMESPACE = "csm"
+AWS_REGION_KEY = "aws:region"
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+# Fargate task sizes: cpu units -> allowed memory (MiB).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+SECRETISH_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL)", re.I)
+SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
+SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$")
+CONFIG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+IMAGE_BY_DIGEST = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$")
+GRAVITON_TYPE = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")
+REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+
+
+class Problem(typing.NamedTuple):
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.reason}"
+
+
+class ConfigError(ValueError):
+    """Every problem of a stack config, each naming its key (``csm:servicePort``)."""
+
+    def __init__(self, problems: Iterable[Problem], stack: str = ""):
+        self.problems = list(dict.fromkeys(problems))
+        self.stack = stack
+        where = f" of stack '{stack}'" if stack else ""
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid config{where} ({len(self.problems)} problem(s)):\n{lines}")
+
+    @property
+    def keys(self) -> list[str]:
+        return [p.key for p in self.problems]
+
+
+def qualify(key: str) -> str:
+    return key if ":" in key else f"{NAMESPACE}:{key}"
+
+
+def _f(key: str, default: Any = ..., description: str = "", secret: bool = False, **kw: Any) -> Any:
+    extra = {"secret": True} if secret else None
+    return Field(default, alias=key, description=description, json_schema_extra=extra, **kw)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_string_is_unset(cls, value: Any, info: Any) -> Any:
+        # Pulumi's schema has no "optional string": optional keys default to "" (= not set).
+        field = cls.model_fields[info.field_name]
+        if value == "" and _is_optional(field.annotation):
+            return None
+        return value
+
+
+def _is_optional(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(
+        None
+    ) in typing.get_args(annotation)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class GeneralConfig(_Section):
+    target: Literal["ecs", "eks", "swarm"] = _f("target", "ecs", "Where CSM runs: ECS Fargate, EKS or a Docker Swarm host.")
+    environment: Literal["dev", "staging", "prod"] = _f(
+        "environment", ..., "Environment class; 'prod' turns on the strict rules (>=2 tasks in >=2 AZs, HTTPS, deletion protection, ...)."
+    )
+    service_name: str = _f(
+        "serviceName", "csm", "Name prefix of every resource (lowercase letters, digits, '-'; at most 16 characters).",
+        pattern=r"^[a-z][a-z0-9-]{0,15}$",
+    )
+    resource_tags: list[str] = _f("resourceTags", [], "Extra tags on every AWS resource, each 'Key=Value'.")
+    deletion_protection: bool = _f(
+        "deletionProtection", False, "Protect stateful resources (ALB deletion protection, ECR repository, log group, Pulumi protect). Required in prod."
+    )
+
+    @field_validator("resource_tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            key, sep, _ = tag.partition("=")
+            if not sep or not key or len(key) > 128:
+                raise ValueError(f"each tag must be 'Key=Value' with a key of 1-128 characters (got {tag!r})")
+        return tags
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(t.split("=", 1) for t in self.resource_tags)
+
+
+Platform = Literal["linux/amd64", "linux/arm64"]
+
+
+class ImageConfig(_Section):
+    repository: str = _f(
+        "imageRepository", "csm", "ECR repository name the image is pushed to.",
+        pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$", max_length=256,
+    )
+    context: str = _f("imageContext", "app", "Docker build context, relative to the project root.", min_length=1)
+    dockerfile: str = _f("imageDockerfile", "app/Dockerfile", "Dockerfile, relative to the project root.", min_length=1)
+    platforms: list[Platform] = _f(
+        "imagePlatforms", ["linux/amd64", "linux/arm64"], "Platforms the image is built for (must include the service's CPU architecture).",
+        min_length=1,
+    )
+    version: Optional[str] = _f(
+        "imageVersion", None, "Version tag; empty = the version in app/pyproject.toml. The image is tagged '<version>' and '<version>-<git sha>', never 'latest'.",
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$",
+    )
+    ref: Optional[str] = _f(
+        "imageRef", None, "Deploy this existing image (repository@sha256:<digest>) instead of building one; empty = build, scan and push.",
+    )
+    scan: bool = _f("imageScan", True, "Scan the built image with Trivy and block the push on the vulnerability gate. Required in prod.")
+    scan_policy: Literal["prod", "dev"] = _f(
+        "imageScanPolicy", "prod", "Vulnerability gate policy (python -m security.gate --policy): prod also blocks fixable HIGH; CRITICAL always blocks."
+    )
+    kms_key_arn: Optional[str] = _f("imageKmsKeyArn", None, "KMS key for ECR encryption; empty = the AWS managed key (aws/ecr).")
+    keep_images: int = _f("imageKeepCount", 30, "Lifecycle policy: keep this many most recent tagged images.", ge=1, le=1000)
+    untagged_expiry_days: int = _f("imageUntaggedExpiryDays", 7, "Lifecycle policy: expire untagged images (build cache layers excluded) after this many days.", ge=1, le=365)
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, ref: Optional[str]) -> Optional[str]:
+        if ref is not None and not IMAGE_BY_DIGEST.match(ref):
+            raise ValueError(f"must be an image reference by digest, 'repository@sha256:<64 hex>' (got {ref!r})")
+        return ref
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms(cls, arn: Optional[str]) -> Optional[str]:
+        if arn is not None and not KMS_ARN.match(arn):
+            raise ValueError(f"must be a KMS key or alias ARN (got {arn!r})")
+        return arn
+
+
+class ServiceConfig(_Section):
+    port: int = _f("servicePort", 8000, "Port the service listens on inside the container (>=1024: the process runs without capabilities).", ge=1, le=65535)
+    cpu: int = _f("serviceCpu", 512, "CPU units per task (1024 = 1 vCPU); on ECS a valid Fargate size together with serviceMemory.", ge=128, le=16384)
+    memory: int = _f("serviceMemory", 1024, "Memory per task in MiB.", ge=256, le=122880)
+    desired_count: int = _f("serviceDesiredCount", 2, "Number of tasks / replicas / pods to run.", ge=1, le=100)
+    architecture: Literal["arm64", "x86_64"] = _f("serviceArchitecture", "arm64", "CPU architecture the service runs on (ECS runtime platform, EKS nodes).")
+    env: list[str] = _f("serviceEnv", [], "Extra non-secret environment variables, each 'NAME=value'. Secrets go in csm:secrets.")
+    drain_seconds: int = _f("serviceDrainSeconds", 30, "Seconds a stopping task keeps serving in-flight requests (ALB deregistration delay, stop timeout).", ge=0, le=120)
+    log_level: Literal["debug", "info", "warning", "error"] = _f("serviceLogLevel", "info", "Service log level (CSM_LOG_LEVEL).")
+    log_retention_days: int = _f("logRetentionDays", 30, "CloudWatch Logs retention in days (one of CloudWatch's allowed values).")
+
+    @field_validator("port")
+    @classmethod
+    def _unprivileged(cls, port: int) -> int:
+        if port < 1024:
+            raise ValueError(f"must be >= 1024: the container runs as uid 65532 with every capability dropped and cannot bind {port}")
+        return port
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))} (got {days})")
+        return days
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, items: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for item in items:
+            name, sep, _ = item.partition("=")
+            if not sep or not ENV_NAME.match(name):
+                raise ValueError(f"each entry must be 'NAME=value' with NAME in [A-Z0-9_] (got {item.split('=')[0]!r})")
+            if SECRETISH_ENV.search(name):
+                raise ValueError(f"{name} looks like a secret; put it in csm:secrets (Secrets Manager) instead of plaintext environment")
+            if name in seen:
+                raise ValueError(f"{name} is set twice")
+            seen.add(name)
+        return items
+
+    @property
+    def env_map(self) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in self.env)
+
+
+class HealthConfig(_Section):
+    command: list[str] = _f(
+        "healthCheckCommand", ["csm", "healthcheck"], "Container health check, exec form (no shell in the image): the image's 'csm healthcheck' command.",
+        min_length=1,
+    )
+    ready_path: str = _f("healthReadyPath", "/health/ready", "HTTP readiness endpoint (ALB target group, Kubernetes readiness probe).", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    live_path: str = _f("healthLivePath", "/health/live", "HTTP liveness endpoint (Kubernetes liveness/startup probes).", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    interval: int = _f("healthCheckInterval", 15, "Seconds between health checks.", ge=5, le=300)
+    timeout: int = _f("healthCheckTimeout", 5, "Seconds before a health check counts as failed.", ge=2, le=60)
+    retries: int = _f("healthCheckRetries", 3, "Consecutive failures before a task is unhealthy.", ge=1, le=10)
+    start_period: int = _f("healthCheckStartPeriod", 30, "Seconds after start during which failures do not count.", ge=0, le=300)
+
+
+class ScalingConfig(_Section):
+    min_count: int = _f("scalingMinCount", 2, "Autoscaling lower bound (tasks/pods).", ge=1, le=100)
+    max_count: int = _f("scalingMaxCount", 6, "Autoscaling upper bound (tasks/pods).", ge=1, le=100)
+    cpu_target: int = _f("scalingCpuTarget", 60, "Target average CPU utilisation, percent.", ge=10, le=95)
+    memory_target: int = _f("scalingMemoryTarget", 70, "Target average memory utilisation, percent.", ge=10, le=95)
+    requests_per_target: int = _f("scalingRequestsPerTarget", 500, "Target ALB requests per task per minute (ECS).", ge=1, le=100000)
+    scale_in_cooldown: int = _f("scalingScaleInCooldown", 300, "Seconds between scale-in steps.", ge=0, le=3600)
+    scale_out_cooldown: int = _f("scalingScaleOutCooldown", 60, "Seconds between scale-out steps.", ge=0, le=3600)
+
+
+@dataclass(frozen=True)
+class SecretEntry:
+    """One parsed ``csm:secrets`` item: where the value comes from, what it feeds."""
+
+    ref: str  # Secrets Manager name or ARN (source aws), or a Pulumi config key (source pulumi)
+    env: Optional[str] = None
+    path: Optional[str] = None
+
+    @property
+    def is_arn(self) -> bool:
+        return self.ref.startswith("arn:")
+
+
+class SecretsConfig(_Section):
+    items: list[str] = _f(
+        "secrets", [],
+        "Secrets, each 'ENV_VAR=<ref>' (environment variable) or '/abs/path=<ref>' (file). <ref> is a Secrets Manager name or ARN "
+        "(secretSource aws) or the name of a Pulumi secret config key (secretSource pulumi).",
+    )
+    source: Literal["aws", "pulumi"] = _f(
+        "secretSource", "aws", "Where secret values live: AWS Secrets Manager, or Pulumi config secrets (EKS/Swarm only; ECS reads Secrets Manager).",
+    )
+    kms_key_arns: list[str] = _f("secretsKmsKeyArns", [], "Customer managed KMS keys the secrets are encrypted with (the execution role may decrypt with them).")
+
+    @field_validator("items")
+    @classmethod
+    def _items(cls, items: list[str]) -> list[str]:
+        targets: set[str] = set()
+        for index, item in enumerate(items):
+            target, sep, ref = item.partition("=")
+            if not sep or not ref:
+                raise ValueError(f"item {index} must be 'ENV_VAR=<ref>' or '/path/file=<ref>' (got {target!r} without '=<ref>')")
+            if target.startswith("/"):
+                if not re.match(r"^(/[A-Za-z0-9._-]+)+$", target) or "/.." in target:
+                    raise ValueError(f"item {index}: {target!r} is not a clean absolute file path")
+            elif not ENV_NAME.match(target):
+                raise ValueError(f"item {index}: {target!r} is neither an environment variable name ([A-Z0-9_]) nor an absolute path")
+            if not (SECRET_ARN.match(ref) or SECRET_NAME.match(ref)):
+                raise ValueError(f"item {index}: {ref!r} is not a Secrets Manager name/ARN or config key")
+            if target in targets:
+                raise ValueError(f"item {index}: {target} is fed twice")
+            targets.add(target)
+        return items
+
+    @field_validator("kms_key_arns")
+    @classmethod
+    def _kms(cls, arns: list[str]) -> list[str]:
+        for arn in arns:
+            if not KMS_ARN.match(arn):
+                raise ValueError(f"must be KMS key ARNs (got {arn!r})")
+        return arns
+
+    @property
+    def entries(self) -> list[SecretEntry]:
+        out = []
+        for item in self.items:
+            target, _, ref = item.partition("=")
+            out.append(SecretEntry(ref=ref, path=target) if target.startswith("/") else SecretEntry(ref=ref, env=target))
+        return out
+
+
+class CassandraConfig(_Section):
+    mode: Literal["keyspaces", "external"] = _f("cassandraMode", "external", "Amazon Keyspaces (IAM, TLS on 9142) or an external Cassandra cluster.")
+    contact_points: list[str] = _f("cassandraContactPoints", [], "External mode: Cassandra hosts ('host' or 'host:port').")
+    port: int = _f("cassandraPort", 9042, "External mode: CQL port.", ge=1, le=65535)
+    keyspace: str = _f("cassandraKeyspace", "csm", "Keyspace CSM keeps its state in.", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+    local_dc: Optional[str] = _f("cassandraLocalDc", None, "External mode: the driver's local datacenter (required there).")
+    tls: bool = _f("cassandraTls", True, "Connect with TLS (always on for Keyspaces; required in prod).")
+
+    @field_validator("contact_points")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not re.match(r"^[A-Za-z0-9.-]+(:\d{1,5})?$", host):
+                raise ValueError(f"{host!r} is not 'host' or 'host:port'")
+        return hosts
+
+
+class NetworkConfig(_Section):
+    vpc_id: Optional[str] = _f("vpcId", None, "Existing VPC; empty = create one (public + private subnets, NAT).", pattern=r"^vpc-[0-9a-f]{8,17}$")
+    public_subnet_ids: list[str] = _f("publicSubnetIds", [], "Existing VPC: public subnets for the load balancer (>= 2 AZs).")
+    private_subnet_ids: list[str] = _f("privateSubnetIds", [], "Existing VPC: private subnets for the tasks (>= 2 AZs in prod).")
+    vpc_cidr: str = _f("vpcCidr", "10.40.0.0/16", "New VPC: IPv4 CIDR block (/16 to /24).")
+    az_count: int = _f("vpcAzCount", 2, "New VPC: availability zones to span (a load balancer needs at least 2).", ge=2, le=6)
+    nat_gateways: int = _f("vpcNatGateways", 1, "New VPC: NAT gateways (1 = shared, vpcAzCount = one per AZ).", ge=1, le=6)
+    ingress_cidrs: list[str] = _f("ingressCidrs", ["0.0.0.0/0"], "CIDRs allowed to reach the load balancer.", min_length=1)
+
+    @field_validator("public_subnet_ids", "private_subnet_ids")
+    @classmethod
+    def _subnets(cls, ids: list[str]) -> list[str]:
+        for sid in ids:
+            if not re.match(r"^subnet-[0-9a-f]{8,17}$", sid):
+                raise ValueError(f"{sid!r} is not a subnet id (subnet-...)")
+        if len(set(ids)) != len(ids):
+            raise ValueError("lists a subnet twice")
+        return ids
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, cidr: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(cidr)
+        except ValueError as exc:
+            raise ValueError(f"{cidr!r} is not an IPv4 CIDR block ({exc})") from None
+        if not 16 <= net.prefixlen <= 24:
+            raise ValueError(f"prefix must be /16 to /24 (got /{net.prefixlen})")
+        return cidr
+
+    @field_validator("ingress_cidrs")
+    @classmethod
+    def _ingress(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR block") from None
+        return cidrs
+
+    @property
+    def create_vpc(self) -> bool:
+        return self.vpc_id is None
+
+
+class IngressConfig(_Section):
+    certificate_arn: Optional[str] = _f("certificateArn", None, "ACM certificate: HTTPS listener (HTTP redirects to it). Required in prod.")
+    domain_name: Optional[str] = _f(
+        "domainName", None, "DNS name users reach the service at (for the serviceUrl output and the EKS Ingress host); empty = the load balancer's name.",
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+    )
+    internal: bool = _f("albInternal", False, "Internal load balancer (in the private subnets) instead of internet-facing.")
+    ssl_policy: str = _f("albSslPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06", "TLS policy of the HTTPS listener.", pattern=r"^ELBSecurityPolicy-[A-Za-z0-9-]+$")
+    idle_timeout: int = _f("albIdleTimeout", 60, "Load balancer idle timeout, seconds.", ge=1, le=4000)
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _acm(cls, arn: Optional[str]) -> Optional[str]:
+        if arn is not None and not ACM_ARN.match(arn):
+            raise ValueError(f"must be an ACM certificate ARN (got {arn!r})")
+        return arn
+
+
+class AlarmsConfig(_Section):
+    emails: list[str] = _f("alarmEmails", [], "E-mail addresses subscribed to the alarm topic.")
+    topic_arn: Optional[str] = _f("alarmTopicArn", None, "Existing SNS topic for alarms; empty = create one.")
+    error_rate_percent: int = _f("alarm5xxPercent", 5, "Alarm when 5xx responses exceed this percent of requests.", ge=1, le=100)
+    p99_latency_ms: int = _f("alarmP99LatencyMs", 1000, "Alarm when p99 target response time exceeds this, milliseconds.", ge=10, le=60000)
+    cpu_percent: int = _f("alarmCpuPercent", 85, "Alarm when average CPU utilisation exceeds this percent.", ge=10, le=100)
+    memory_percent: int = _f("alarmMemoryPercent", 85, "Alarm when average memory utilisation exceeds this percent.", ge=10, le=100)
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, emails: list[str]) -> list[str]:
+        for mail in emails:
+            if not re.match(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", mail):
+                raise ValueError(f"{mail!r} is not an e-mail address")
+        return emails
+
+    @field_validator("topic_arn")
+    @classmethod
+    def _topic(cls, arn: Optional[str]) -> Optional[str]:
+        if arn is not None and not SNS_ARN.match(arn):
+            raise ValueError(f"must be an SNS topic ARN (got {arn!r})")
+        return arn
+
+
+class EcsConfig(_Section):
+    min_healthy_percent: int = _f("ecsMinHealthyPercent", 100, "Deployment minimum healthy percent.", ge=0, le=100)
+    max_percent: int = _f("ecsMaxPercent", 200, "Deployment maximum percent.", ge=100, le=400)
+    grace_period: int = _f("ecsHealthCheckGracePeriod", 60, "Seconds the service ignores load balancer health checks after a task starts.", ge=0, le=3600)
+    container_insights: Literal["enabled", "enhanced"] = _f("ecsContainerInsights", "enabled", "Container Insights level of the cluster.")
+    capacity_provider: Literal["FARGATE", "FARGATE_SPOT"] = _f("ecsCapacityProvider", "FARGATE", "Fargate capacity provider.")
+    enable_execute_command: bool = _f("ecsEnableExecuteCommand", False, "Allow 'aws ecs execute-command' into tasks (not allowed in prod).")
+
+
+class EksConfig(_Section):
+    cluster_mode: Literal["create", "existing"] = _f("eksClusterMode", "create", "Create a cluster with pulumi-eks, or use an existing one.")
+    cluster_name: Optional[str] = _f("eksClusterName", None, "Existing cluster's name (required with eksClusterMode existing).", pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+    kubeconfig: Optional[str] = _f("eksKubeconfig", None, "Existing cluster's kubeconfig (YAML/JSON text; set it as a secret).", secret=True)
+    kubernetes_version: str = _f("eksKubernetesVersion", "1.33", "Kubernetes version (new cluster; rendered objects are validated against its schema).", pattern=r"^1\.\d{2}$")
+    node_mode: Literal["managed", "fargate"] = _f("eksNodeMode", "managed", "New cluster: managed node group or a Fargate profile.")
+    instance_types: list[str] = _f(
+        "eksInstanceTypes", ["m7g.large"], "Managed node group instance types (Graviton types for arm64).", min_length=1,
+    )
+    node_min: int = _f("eksNodeMinSize", 2, "Managed node group minimum size.", ge=1, le=100)
+    node_desired: int = _f("eksNodeDesiredSize", 2, "Managed node group desired size.", ge=1, le=100)
+    node_max: int = _f("eksNodeMaxSize", 4, "Managed node group maximum size.", ge=1, le=100)
+    namespace: str = _f("eksNamespace", "csm", "Kubernetes namespace of the service.", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    identity_mode: Literal["irsa", "pod-identity"] = _f("eksIdentityMode", "irsa", "How the ServiceAccount gets its IAM role: IRSA or EKS Pod Identity.")
+    install_external_secrets: bool = _f("eksInstallExternalSecrets", True, "Install External Secrets Operator (secretSource aws).")
+    ingress: bool = _f("eksIngress", True, "Create an Ingress for the AWS Load Balancer Controller.")
+    container_insights: bool = _f("eksContainerInsights", True, "Install the amazon-cloudwatch-observability add-on.")
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, types: list[str]) -> list[str]:
+        for t in types:
+            if not re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", t):
+                raise ValueError(f"{t!r} is not an EC2 instance type")
+        return types
+
+
+class SwarmConfig(_Section):
+    host: Optional[str] = _f("swarmHost", None, "Docker host of a Swarm manager: ssh://user@host, tcp://host:2376 (TLS) or unix:///path.")
+    tls_ca_cert: Optional[str] = _f("swarmTlsCaCert", None, "tcp:// hosts: CA certificate (PEM).", secret=True)
+    tls_cert: Optional[str] = _f("swarmTlsCert", None, "tcp:// hosts: client certificate (PEM).", secret=True)
+    tls_key: Optional[str] = _f("swarmTlsKey", None, "tcp:// hosts: client key (PEM).", secret=True)
+    stack_name: str = _f("swarmStackName", "csm", "docker stack name.", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    publish_mode: Literal["ingress", "host"] = _f("swarmPublishMode", "ingress", "Port publishing: routing mesh (ingress) or host mode.")
+    published_port: int = _f("swarmPublishedPort", 8000, "Port published on the Swarm nodes.", ge=1, le=65535)
+    endpoint_mode: Literal["vip", "dnsrr"] = _f("swarmEndpointMode", "vip", "Service endpoint mode (dnsrr needs host-mode publishing).")
+    overlay_encrypted: bool = _f("swarmOverlayEncrypted", True, "Encrypt the overlay network (IPsec). Required in prod.")
+    aws_logs: bool = _f("swarmAwsLogs", False, "Send container logs to CloudWatch with Docker's awslogs driver.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: Optional[str]) -> Optional[str]:
+        if host is not None and not re.match(r"^(ssh://[^\s/]+|tcp://[^\s/]+:\d+|unix:///\S+)$", host):
+            raise ValueError(f"must be ssh://user@host, tcp://host:port or unix:///path (got {host!r})")
+        return host
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "general": GeneralConfig,
+    "image": ImageConfig,
+    "service": ServiceConfig,
+    "health": HealthConfig,
+    "scaling": ScalingConfig,
+    "secrets": SecretsConfig,
+    "cassandra": CassandraConfig,
+    "network": NetworkConfig,
+    "ingress": IngressConfig,
+    "alarms": AlarmsConfig,
+    "ecs": EcsConfig,
+    "eks": EksConfig,
+    "swarm": SwarmConfig,
+}
+
+# flat key -> (section, python field name)
+KEYS: dict[str, tuple[str, str]] = {
+    field.alias: (section, name) for section, model in SECTIONS.items() for name, field in model.model_fields.items()
+}
+
+
+# --------------------------------------------------------------------------- cross-key rules
+
+RuleFn = Callable[["StackConfig"], Iterable[Problem]]
+RULES: list[tuple[tuple[str, ...], RuleFn]] = []
+
+
+def rule(*keys: str) -> Callable[[RuleFn], RuleFn]:
+    """Register a cross-key rule; it is skipped when one of ``keys`` already failed its own check."""
+
+    def register(fn: RuleFn) -> RuleFn:
+        RULES.append((keys, fn))
+        return fn
+
+    return register
+
+
+def P(key: str, reason: str) -> Problem:
+    return Problem(qualify(key), reason)
+
+
+@rule("target", AWS_REGION_KEY, "cassandraMode", "swarmAwsLogs", "imageRef")
+def _region_needed(c: StackConfig) -> Iterable[Problem]:
+    needs = c.target in ("ecs", "eks") or c.cassandra.mode == "keyspaces" or c.swarm.aws_logs or c.image.ref is None
+    if needs and c.aws_region is None:
+        yield P(AWS_REGION_KEY, "is required (AWS resources are created for this stack)")
+
+
+@rule("environment", "serviceDesiredCount", "scalingMinCount")
+def _prod_two_tasks(c: StackConfig) -> Iterable[Problem]:
+    if c.prod:
+        if c.service.desired_count < 2:
+            yield P("serviceDesiredCount", f"must be >= 2 in prod (got {c.service.desired_count})")
+        if c.scaling.min_count < 2:
+            yield P("scalingMinCount", f"must be >= 2 in prod so autoscaling never drops below two tasks (got {c.scaling.min_count})")
+
+
+@rule("environment", "target", "vpcId", "privateSubnetIds", "vpcAzCount")
+def _prod_two_azs(c: StackConfig) -> Iterable[Problem]:
+    if c.prod and c.target in ("ecs", "eks") and not c.network.create_vpc and len(c.network.private_subnet_ids) < 2:
+        yield P("privateSubnetIds", f"prod needs private subnets in >= 2 availability zones (got {len(c.network.private_subnet_ids)})")
+
+
+@rule("environment", "target", "certificateArn", "eksIngress")
+def _prod_https(c: StackConfig) -> Iterable[Problem]:
+    if c.prod and c.target in ("ecs", "eks") and c.ingress.certificate_arn is None:
+        yield P("certificateArn", "is required in prod: the service is served over HTTPS only")
+    if c.prod and c.target == "eks" and not c.eks.ingress:
+        yield P("eksIngress", "must be true in prod (HTTPS is terminated at the ALB Ingress)")
+
+
+@rule("environment", "deletionProtection")
+def _prod_deletion_protection(c: StackConfig) -> Iterable[Problem]:
+    if c.prod and not c.general.deletion_protection:
+        yield P("deletionProtection", "must be true in prod")
+
+
+@rule("environment", "imageScan", "imageScanPolicy", "imageRef")
+def _prod_scan(c: StackConfig) -> Iterable[Problem]:
+    if c.prod and c.image.ref is None:
+        if not c.image.scan:
+            yield P("imageScan", "must be true in prod: images are scanned before they are pushed")
+        elif c.image.scan_policy != "prod":
+            yield P("imageScanPolicy", "must be 'prod' in prod")
+
+
+@rule("environment", "cassandraMode", "cassandraTls")
+def _prod_cassandra_tls(c: StackConfig) -> Iterable[Problem]:
+    if c.prod and c.cassandra.mode == "external" and not c.cassandra.tls:
+        yield P("cassandraTls", "must be true in prod")
+
+
+@rule("environment", "ecsEnableExecuteCommand", "target")
+def _prod_no_exec(c: StackConfig) -> Iterable[Problem]:
+    if c.prod and c.target == "ecs" and c.ecs.enable_execute_command:
+        yield P("ecsEnableExecuteCommand", "must be false in prod")
+
+
+@rule("environment", "target", "swarmOverlayEncrypted")
+def _prod_swarm_overlay(c: StackConfig) -> Iterable[Problem]:
+    if c.prod and c.target == "swarm" and not c.swarm.overlay_encrypted:
+        yield P("swarmOverlayEncrypted", "must be true in prod")
+
+
+@rule("scalingMinCount", "scalingMaxCount", "serviceDesiredCount")
+def _scaling_bounds(c: StackConfig) -> Iterable[Problem]:
+    s = c.scaling
+    if s.min_count > s.max_count:
+        yield P("scalingMaxCount", f"must be >= scalingMinCount ({s.max_count} < {s.min_count})")
+    elif not s.min_count <= c.service.desired_count <= s.max_count:
+        yield P("serviceDesiredCount", f"must lie within scalingMinCount..scalingMaxCount ({s.min_count}..{s.max_count}, got {c.service.desired_count})")
+
+
+@rule("target", "serviceCpu", "serviceMemory")
+def _fargate_size(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "ecs":
+        return
+    cpu, mem = c.service.cpu, c.service.memory
+    if cpu not in FARGATE_SIZES:
+        yield P("serviceCpu", f"must be a Fargate CPU size {sorted(FARGATE_SIZES)} (got {cpu})")
+    elif mem not in FARGATE_SIZES[cpu]:
+        sizes = FARGATE_SIZES[cpu]
+        yield P("serviceMemory", f"is not valid with serviceCpu {cpu} on Fargate: {sizes[0]}..{sizes[-1]} MiB in steps of {sizes[1] - sizes[0] if len(sizes) > 1 else sizes[0]} (got {mem})")
+
+
+@rule("healthCheckTimeout", "healthCheckInterval")
+def _health_timeout(c: StackConfig) -> Iterable[Problem]:
+    if c.health.timeout >= c.health.interval:
+        yield P("healthCheckTimeout", f"must be shorter than healthCheckInterval ({c.health.timeout} >= {c.health.interval})")
+
+
+@rule("ecsHealthCheckGracePeriod", "healthCheckStartPeriod", "target")
+def _grace(c: StackConfig) -> Iterable[Problem]:
+    if c.target == "ecs" and c.ecs.grace_period < c.health.start_period:
+        yield P("ecsHealthCheckGracePeriod", f"must be >= healthCheckStartPeriod ({c.ecs.grace_period} < {c.health.start_period})")
+
+
+@rule("ecsMinHealthyPercent", "ecsMaxPercent", "serviceDesiredCount", "target")
+def _deployment_room(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "ecs":
+        return
+    n = c.service.desired_count
+    lo = -(-c.ecs.min_healthy_percent * n // 100)  # ceil
+    hi = c.ecs.max_percent * n // 100
+    if hi - lo < 1:
+        yield P("ecsMaxPercent", f"leaves no room to replace a task ({n} tasks: at least {lo} healthy, at most {hi} running); raise it or lower ecsMinHealthyPercent")
+
+
+@rule("imagePlatforms", "serviceArchitecture", "imageRef")
+def _platform_covers_arch(c: StackConfig) -> Iterable[Problem]:
+    needed = {"arm64": "linux/arm64", "x86_64": "linux/amd64"}[c.service.architecture]
+    if c.image.ref is None and needed not in c.image.platforms:
+        yield P("imagePlatforms", f"must include {needed}: serviceArchitecture is {c.service.architecture}")
+
+
+@rule("secrets", "secretSource", "target")
+def _secret_targets(c: StackConfig) -> Iterable[Problem]:
+    if c.target == "ecs":
+        if c.secrets.source != "aws":
+            yield P("secretSource", "must be 'aws' with target ecs: ECS injects secrets from Secrets Manager (valueFrom)")
+        files = [e.path for e in c.secrets.entries if e.path]
+        if files:
+            yield P("secrets", f"ECS cannot mount secrets as files ({', '.join(files)}); feed an environment variable instead")
+    for index, entry in enumerate(c.secrets.entries):
+        if c.secrets.source == "pulumi":
+            if entry.is_arn or not CONFIG_KEY.match(entry.ref):
+                yield P("secrets", f"item {index}: with secretSource pulumi, {entry.ref!r} must name a Pulumi config key")
+            elif entry.ref in KEYS:
+                yield P("secrets", f"item {index}: {entry.ref} is a settings key, not a secret value")
+            elif qualify(entry.ref) not in c.present_keys:
+                yield P("secrets", f"item {index}: Pulumi secret config key {qualify(entry.ref)} is not set (pulumi config set --secret {entry.ref} ...)")
+
+
+@rule("serviceEnv", "secrets")
+def _env_secret_clash(c: StackConfig) -> Iterable[Problem]:
+    clash = set(c.service.env_map) & {e.env for e in c.secrets.entries if e.env}
+    if clash:
+        yield P("serviceEnv", f"{', '.join(sorted(clash))} is also fed by csm:secrets")
+
+
+@rule("cassandraMode", "cassandraContactPoints", "cassandraLocalDc", "cassandraTls")
+def _cassandra(c: StackConfig) -> Iterable[Problem]:
+    cas = c.cassandra
+    if cas.mode == "external":
+        if not cas.contact_points:
+            yield P("cassandraContactPoints", "needs at least one host with cassandraMode external")
+        if cas.local_dc is None:
+            yield P("cassandraLocalDc", "is required with cassandraMode external")
+    else:
+        if cas.contact_points:
+            yield P("cassandraContactPoints", "must be empty with cassandraMode keyspaces (the regional endpoint is used)")
+        if not cas.tls:
+            yield P("cassandraTls", "must be true with cassandraMode keyspaces (Keyspaces only accepts TLS)")
+
+
+@rule("vpcId", "publicSubnetIds", "privateSubnetIds", "albInternal", "target")
+def _network(c: StackConfig) -> Iterable[Problem]:
+    n = c.network
+    if n.create_vpc:
+        for key, ids in (("publicSubnetIds", n.public_subnet_ids), ("privateSubnetIds", n.private_subnet_ids)):
+            if ids:
+                yield P(key, "only applies with an existing vpcId (leave it empty to create the VPC)")
+    elif c.target in ("ecs", "eks"):
+        if not n.private_subnet_ids:
+            yield P("privateSubnetIds", "is required with an existing vpcId")
+        if not c.ingress.internal and len(n.public_subnet_ids) < 2:
+            yield P("publicSubnetIds", f"needs subnets in >= 2 availability zones for the load balancer (got {len(n.public_subnet_ids)})")
+        if c.ingress.internal and len(n.private_subnet_ids) < 2:
+            yield P("privateSubnetIds", "needs subnets in >= 2 availability zones for the internal load balancer")
+        overlap = set(n.public_subnet_ids) & set(n.private_subnet_ids)
+        if overlap:
+            yield P("privateSubnetIds", f"{', '.join(sorted(overlap))} is listed as public too: tasks must run in private subnets")
+
+
+@rule("vpcNatGateways", "vpcAzCount")
+def _nat(c: StackConfig) -> Iterable[Problem]:
+    if c.network.nat_gateways > c.network.az_count:
+        yield P("vpcNatGateways", f"must be <= vpcAzCount ({c.network.nat_gateways} > {c.network.az_count})")
+
+
+@rule("alarmEmails", "alarmTopicArn")
+def _alarm_target(c: StackConfig) -> Iterable[Problem]:
+    if c.alarms.emails and c.alarms.topic_arn:
+        yield P("alarmEmails", "subscribe addresses to your own alarmTopicArn instead (both are set)")
+
+
+@rule("target", "eksClusterMode", "eksClusterName", "eksKubeconfig")
+def _eks_existing(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "eks":
+        return
+    if c.eks.cluster_mode == "existing":
+        if c.eks.cluster_name is None:
+            yield P("eksClusterName", "is required with eksClusterMode existing")
+        if c.eks.kubeconfig is None:
+            yield P("eksKubeconfig", "is required with eksClusterMode existing")
+
+
+@rule("target", "eksClusterMode", "eksNodeMode", "eksInstanceTypes", "serviceArchitecture")
+def _eks_arch(c: StackConfig) -> Iterable[Problem]:
+    if c.target == "eks" and c.eks.cluster_mode == "create" and c.eks.node_mode == "managed":
+        arm = c.service.architecture == "arm64"
+        wrong = [t for t in c.eks.instance_types if bool(GRAVITON_TYPE.match(t)) != arm]
+        if wrong:
+            kind = "Graviton (arm64)" if arm else "x86_64"
+            yield P("eksInstanceTypes", f"{', '.join(wrong)} do not match serviceArchitecture {c.service.architecture}: use {kind} instance types")
+
+
+@rule("target", "eksNodeMinSize", "eksNodeDesiredSize", "eksNodeMaxSize", "environment")
+def _eks_nodes(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "eks":
+        return
+    e = c.eks
+    if not e.node_min <= e.node_desired <= e.node_max:
+        yield P("eksNodeDesiredSize", f"must lie within eksNodeMinSize..eksNodeMaxSize ({e.node_min}..{e.node_max}, got {e.node_desired})")
+    if c.prod and e.cluster_mode == "create" and e.node_mode == "managed" and e.node_min < 2:
+        yield P("eksNodeMinSize", "must be >= 2 in prod (pods spread over two nodes in two zones)")
+
+
+@rule("target", "swarmHost", "swarmTlsCaCert", "swarmTlsCert", "swarmTlsKey")
+def _swarm_host(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "swarm":
+        return
+    if c.swarm.host is None:
+        yield P("swarmHost", "is required with target swarm")
+    elif c.swarm.host.startswith("tcp://"):
+        for key, value in (("swarmTlsCaCert", c.swarm.tls_ca_cert), ("swarmTlsCert", c.swarm.tls_cert), ("swarmTlsKey", c.swarm.tls_key)):
+            if value is None:
+                yield P(key, "is required for a tcp:// swarmHost (the Docker API is only reached over TLS)")
+
+
+@rule("target", "swarmEndpointMode", "swarmPublishMode")
+def _swarm_dnsrr(c: StackConfig) -> Iterable[Problem]:
+    if c.target == "swarm" and c.swarm.endpoint_mode == "dnsrr" and c.swarm.publish_mode == "ingress":
+        yield P("swarmEndpointMode", "dnsrr cannot publish ports through the ingress routing mesh; set swarmPublishMode host")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class StackConfig(BaseModel):
+    """The whole stack config. Build it with ``StackConfig.load`` / ``from_pulumi``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stack: str = ""
+    aws_region: Optional[str] = None
+    present_keys: frozenset[str] = frozenset()  # every key set in the stack (to check pulumi secret refs)
+    general: GeneralConfig
+    image: ImageConfig = ImageConfig()
+    service: ServiceConfig = ServiceConfig()
+    health: HealthConfig = HealthConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    cassandra: CassandraConfig = CassandraConfig()
+    network: NetworkConfig = NetworkConfig()
+    ingress: IngressConfig = IngressConfig()
+    alarms: AlarmsConfig = AlarmsConfig()
+    ecs: EcsConfig = EcsConfig()
+    eks: EksConfig = EksConfig()
+    swarm: SwarmConfig = SwarmConfig()
+
+    @property
+    def target(self) -> str:
+        return self.general.target
+
+    @property
+    def prod(self) -> bool:
+        return self.general.environment == "prod"
+
+    @property
+    def name(self) -> str:
+        return self.general.service_name
+
+    @property
+    def pulumi_secret_keys(self) -> list[str]:
+        """Config keys holding secret values (secretSource pulumi), to read with require_secret."""
+        return [e.ref for e in self.secrets.entries] if self.secrets.source == "pulumi" else []
+
+    # ---- parsing
+
+    @classmethod
+    def load(cls, values: Mapping[str, Any], stack: str = "") -> "StackConfig":
+        problems: list[Problem] = []
+        sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        region: Any = None
+        present: set[str] = set()
+        for raw_key, value in values.items():
+            namespace, _, key = raw_key.rpartition(":")
+            full = qualify(raw_key)
+            present.add(full)
+            if full == AWS_REGION_KEY:
+                region = value
+                continue
+            if namespace not in ("", NAMESPACE):
+                continue  # other providers' config (aws:profile, ...) is not ours to check
+            if key not in KEYS:
+                continue  # checked below, after we know which keys are pulumi secret refs
+            section, name = KEYS[key]
+            field = SECTIONS[section].model_fields[name]
+            if isinstance(value, str) and typing.get_origin(field.annotation) is list:
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    problems.append(Problem(full, f"must be a list (JSON array) of strings ({exc.msg})"))
+                    continue
+            sections[section][key] = value
+
+        bad: set[str] = {p.key for p in problems}
+        parsed: dict[str, _Section] = {}
+        for section, model in SECTIONS.items():
+            data = {k: v for k, v in sections[section].items() if qualify(k) not in bad}
+            try:
+                parsed[section] = model.model_validate(data)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    loc = err["loc"]
+                    key = qualify(str(loc[0])) if loc else f"{NAMESPACE}:{section}"
+                    bad.add(key)
+                    problems.append(Problem(key, _reason(err)))
+                retry = {k: v for k, v in data.items() if qualify(k) not in bad}
+                try:
+                    parsed[section] = model.model_validate(retry)
+                except ValidationError:
+                    parsed[section] = None  # type: ignore[assignment]  # a required key is missing/bad
+
+        if region is not None and not (isinstance(region, str) and REGION.match(region)):
+            problems.append(Problem(AWS_REGION_KEY, f"is not an AWS region name (got {region!r})"))
+            bad.add(AWS_REGION_KEY)
+            region = None
+
+        if parsed.get("general") is None:
+            raise ConfigError(problems, stack)
+        cfg = cls(stack=stack, aws_region=region, present_keys=frozenset(present), **parsed)
+
+        secret_refs = {qualify(r) for r in cfg.pulumi_secret_keys}
+        for full in sorted(present):
+            namespace, _, key = full.rpartition(":")
+            if namespace == NAMESPACE and key not in KEYS and full not in secret_refs:
+                hint = difflib.get_close_matches(key, KEYS, n=1)
+                problems.append(Problem(full, "is not a known key" + (f"; did you mean {qualify(hint[0])}?" if hint else "")))
+
+        for keys, check in RULES:
+            if not any(qualify(k) in bad for k in keys):
+                problems.extend(check(cfg))
+        if problems:
+            raise ConfigError(problems, stack)
+        return cfg
+
+    @classmethod
+    def from_pulumi(cls) -> "StackConfig":
+        """Parse the running program's (or the mocks') config."""
+        import pulumi
+        from pulumi.runtime import config as runtime_config
+
+        values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+        return cls.load(values, stack=pulumi.get_stack())
+
+
+def _reason(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err["type"] == "missing":
+        return "is required"
+    loc = err["loc"]
+    if len(loc) > 1:
+        msg = f"item {loc[1]}: {msg}"
+    if "input" in err and err["type"] not in ("value_error",) and not isinstance(err["input"], (dict,)):
+        msg = f"{msg} (got {err['input']!r})"
+    return msg
+
+
+# --------------------------------------------------------------------------- Pulumi.yaml
+
+
+def pulumi_type(annotation: Any) -> dict[str, Any]:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return {"type": "array", "items": {"type": "string"}}
+    if annotation is bool:
+        return {"type": "boolean"}
+    if annotation is int:
+        return {"type": "integer"}
+    return {"type": "string"}
+
+
+def pulumi_project_config() -> dict[str, dict[str, Any]]:
+    """The ``config:`` block of Pulumi.yaml, generated from the model."""
+    out: dict[str, dict[str, Any]] = {}
+    for model in SECTIONS.values():
+        for field in model.model_fields.values():
+            decl: dict[str, Any] = pulumi_type(field.annotation)
+            description = field.description or ""
+            args = typing.get_args(field.annotation)
+            literals = [a for a in args if isinstance(a, str)]
+            if typing.get_origin(field.annotation) is Literal:
+                description += f" One of: {', '.join(literals)}."
+            decl["description"] = description
+            if field.json_schema_extra and field.json_schema_extra.get("secret"):  # type: ignore[union-attr]
+                decl["secret"] = True
+            if not field.is_required():
+                default = field.default
+                decl["default"] = "" if default is None else list(default) if isinstance(default, list) else default
+            out[field.alias] = decl  # type: ignore[index]
+    return out
+
+
+PULUMI_YAML_HEADER = """\
+# Generated by `python -m components.config pulumi-yaml > Pulumi.yaml` from components/config.py
+# (a unit test keeps the two equal). Every key: type, default, description. Keys without a
+# default are required; optional strings default to "" (= not set).
+name: csm
+description: Cassandra Security Manager - build, scan and push the image, deploy it to ECS Fargate, EKS or Docker Swarm
+runtime:
+  name: python
+  options:
+    toolchain: pip
+    virtualenv: .venv
+config:
+"""
+
+
+def render_pulumi_yaml() -> str:
+    import yaml
+
+    decls = pulumi_project_config()
+    parts = [PULUMI_YAML_HEADER]
+    for section, model in SECTIONS.items():
+        block = {f.alias: decls[f.alias] for f in model.model_fields.values()}  # type: ignore[index]
+        text = yaml.safe_dump(block, sort_keys=False, width=1000)
+        parts.append(f"  # --- {section}\n" + "".join(f"  {line}\n" for line in text.splitlines()))
+    return "".join(parts)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["pulumi-yaml"]:
+        sys.stdout.write(render_pulumi_yaml())
+        return 0
+    if argv[:1] == ["check"] and len(argv) == 2:
+        from components.stackfiles import load_stack_values
+
+        try:
+            StackConfig.load(load_stack_values(argv[1]), stack=argv[1])
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"stack {argv[1]}: config ok")
+        return 0
+    print("usage: python -m components.config pulumi-yaml | check <stack>", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,186 @@
+"""Target-neutral description of what runs: ServiceSpec.
+
+Built once from the stack config (``build_spec``); the renderers (ECS container definitions,
+Kubernetes objects, Swarm stack file) and the components read only this, never the config.
+Security settings are constants here, not config: every target runs the image as uid 65532
+with a read-only root filesystem, a writable tmpfs at /tmp and every capability dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from components.config import StackConfig
+
+UID = 65532
+GID = 65532
+KEYSPACES_PORT = 9142
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret the service reads, and what it feeds (one of env / path)."""
+
+    name: str  # logical, DNS-label safe: "cassandra-password"
+    source: Literal["aws", "pulumi"]
+    ref: str  # Secrets Manager name or ARN (aws), Pulumi config key (pulumi)
+    env: Optional[str] = None
+    path: Optional[str] = None
+
+    @property
+    def is_arn(self) -> bool:
+        return self.ref.startswith("arn:")
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    command: tuple[str, ...]  # exec form, run inside the container
+    ready_path: str
+    live_path: str
+    interval: int
+    timeout: int
+    retries: int
+    start_period: int
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_units: int  # 1024 = 1 vCPU
+    memory_mib: int
+
+    @property
+    def cpu_millicores(self) -> int:
+        return self.cpu_units * 1000 // 1024
+
+
+@dataclass(frozen=True)
+class Scaling:
+    desired: int
+    min: int
+    max: int
+    cpu_target: int
+    memory_target: int
+    requests_per_target: int
+    scale_in_cooldown: int
+    scale_out_cooldown: int
+
+
+@dataclass(frozen=True)
+class Security:
+    uid: int = UID
+    gid: int = GID
+    read_only_root_fs: bool = True
+    tmpfs_paths: tuple[str, ...] = ("/tmp",)
+    tmpfs_size_mib: int = 64
+    drop_capabilities: tuple[str, ...] = ("ALL",)
+    no_new_privileges: bool = True
+
+    @property
+    def user(self) -> str:
+        return f"{self.uid}:{self.gid}"
+
+
+@dataclass(frozen=True)
+class Datastore:
+    keyspaces: bool  # Amazon Keyspaces (IAM permissions needed) vs external Cassandra
+    keyspace: str
+    contact_points: tuple[str, ...]
+    port: int
+    tls: bool
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    stack: str
+    environment: str
+    region: Optional[str]
+    image: str  # always by digest: repository@sha256:...
+    port: int
+    architecture: Literal["arm64", "x86_64"]
+    env: tuple[tuple[str, str], ...]  # sorted (name, value); never secrets
+    secrets: tuple[SecretRef, ...]
+    health: HealthCheck
+    resources: Resources
+    scaling: Scaling
+    datastore: Datastore
+    drain_seconds: int
+    log_retention_days: int
+    security: Security = field(default_factory=Security)
+
+    @property
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/instance": f"{self.name}-{self.stack}"}
+
+    def with_image(self, image: str) -> "ServiceSpec":
+        if "@sha256:" not in image:
+            raise ValueError(f"image must be referenced by digest (repository@sha256:...), got {image!r}")
+        return dataclasses.replace(self, image=image)
+
+
+def _secret_name(target: str) -> str:
+    base = target.rsplit("/", 1)[-1] if target.startswith("/") else target
+    base = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
+    return base.removeprefix("csm-") or "secret"
+
+
+def placeholder_image(cfg: StackConfig) -> str:
+    """What ``make render`` shows before a build: the configured imageRef, else repository@<zero digest>."""
+    return cfg.image.ref or f"{cfg.image.repository}@{PLACEHOLDER_DIGEST}"
+
+
+def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
+    image = image or placeholder_image(cfg)
+    cas = cfg.cassandra
+    if cas.mode == "keyspaces":
+        datastore = Datastore(True, cas.keyspace, (f"cassandra.{cfg.aws_region}.amazonaws.com",), KEYSPACES_PORT, True)
+        local_dc = cfg.aws_region or ""
+    else:
+        datastore = Datastore(False, cas.keyspace, tuple(cas.contact_points), cas.port, cas.tls)
+        local_dc = cas.local_dc or ""
+    # The service's settings (app/src/csm: CSM_* environment variables); serviceEnv may override.
+    env = {
+        "CSM_HOST": "0.0.0.0",
+        "CSM_PORT": str(cfg.service.port),
+        "CSM_ENVIRONMENT": cfg.general.environment,
+        "CSM_LOG_LEVEL": cfg.service.log_level,
+        "CSM_CASSANDRA_CONTACT_POINTS": ",".join(datastore.contact_points),
+        "CSM_CASSANDRA_PORT": str(datastore.port),
+        "CSM_CASSANDRA_KEYSPACE": datastore.keyspace,
+        "CSM_CASSANDRA_LOCAL_DC": local_dc,
+        "CSM_CASSANDRA_TLS": "true" if datastore.tls else "false",
+    }
+    env.update(cfg.service.env_map)
+    secrets = tuple(
+        SecretRef(name=_secret_name(e.env or e.path or ""), source=cfg.secrets.source, ref=e.ref, env=e.env, path=e.path)
+        for e in cfg.secrets.entries
+    )
+    h, s = cfg.health, cfg.scaling
+    spec = ServiceSpec(
+        name=cfg.name,
+        stack=cfg.stack,
+        environment=cfg.general.environment,
+        region=cfg.aws_region,
+        image=image,
+        port=cfg.service.port,
+        architecture=cfg.service.architecture,
+        env=tuple(sorted(env.items())),
+        secrets=secrets,
+        health=HealthCheck(tuple(h.command), h.ready_path, h.live_path, h.interval, h.timeout, h.retries, h.start_period),
+        resources=Resources(cfg.service.cpu, cfg.service.memory),
+        scaling=Scaling(
+            cfg.service.desired_count, s.min_count, s.max_count, s.cpu_target, s.memory_target,
+            s.requests_per_target, s.scale_in_cooldown, s.scale_out_cooldown,
+        ),
+        datastore=datastore,
+        drain_seconds=cfg.service.drain_seconds,
+        log_retention_days=cfg.service.log_retention_days,
+    )
+    return spec.with_image(image)
