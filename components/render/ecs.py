@@ -29,7 +29,7 @@ def secret_arn_placeholder(ref: str, region: Optional[str]) -> str:
     return ref if ref.startswith("arn:") else f"arn:aws:secretsmanager:{region or 'us-east-1'}:{ACCOUNT_PLACEHOLDER}:secret:{ref}"
 
 
-def _tmp_volume(path: str) -> str:
+def tmp_volume_name(path: str) -> str:
     return "tmp" if path == "/tmp" else "tmpfs" + path.replace("/", "-")
 
 
@@ -63,7 +63,7 @@ def container_definitions(
             "initProcessEnabled": True,
         },
         "mountPoints": [
-            {"sourceVolume": _tmp_volume(p), "containerPath": p, "readOnly": False} for p in spec.security.tmpfs_paths
+            {"sourceVolume": tmp_volume_name(p), "containerPath": p, "readOnly": False} for p in spec.security.tmpfs_paths
         ],
         "healthCheck": {
             "command": ["CMD", *h.command],
@@ -108,7 +108,7 @@ def task_definition(
         "cpu": str(spec.resources.cpu_units),
         "memory": str(spec.resources.memory_mib),
         "runtimePlatform": {"cpuArchitecture": ARCHITECTURES[spec.architecture], "operatingSystemFamily": "LINUX"},
-        "volumes": [{"name": _tmp_volume(p)} for p in spec.security.tmpfs_paths],
+        "volumes": [{"name": tmp_volume_name(p)} for p in spec.security.tmpfs_paths],
         "containerDefinitions": container_definitions(spec, log_group=log_group, region=region, secret_arns=secret_arns),
     }
 

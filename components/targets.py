@@ -1,0 +1,68 @@
+"""Target dispatch: ``csm:target`` -> the module that deploys it.
+
+Each target module exposes
+
+    def deploy(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage,
+               opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input]:
+        ...                      # instantiate the target's components
+        return {"serviceUrl": ..., "logGroup": ..., "dashboard": ...}   # stack outputs
+
+``__main__.py`` calls ``deployer(cfg.target)`` and exports what ``deploy`` returns (plus the
+image reference). The EKS and Swarm targets plug in by adding ``components/eks_target.py`` /
+``components/swarm_target.py`` with such a ``deploy``; nothing else needs to change here.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+import pulumi
+
+if TYPE_CHECKING:
+    from components.config import StackConfig
+    from components.spec import ServiceSpec
+
+TARGET_MODULES = {
+    "ecs": "components.ecs_target",
+    "eks": "components.eks_target",
+    "swarm": "components.swarm_target",
+}
+ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^@:]+)@sha256:[0-9a-f]{64}$")
+
+
+@dataclass
+class DeployedImage:
+    ref: pulumi.Output[str]  # repository@sha256:<digest>
+    ecr_repository_arn: Optional[pulumi.Output[str]] = None  # pull permission scope; None for non-ECR images
+
+
+def ecr_repository_arn(ref: str) -> Optional[str]:
+    match = ECR_IMAGE.match(ref)
+    if not match:
+        return None
+    account, region, repo = match.groups()
+    partition = "aws-cn" if region.startswith("cn-") else "aws"
+    return f"arn:{partition}:ecr:{region}:{account}:repository/{repo}"
+
+
+class TargetNotImplemented(pulumi.RunError):
+    pass
+
+
+Deployer = Callable[["StackConfig", "ServiceSpec", DeployedImage, pulumi.ResourceOptions], dict]
+
+
+def deployer(target: str) -> Deployer:
+    module_name = TARGET_MODULES[target]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise TargetNotImplemented(
+            f"target '{target}' is not implemented yet ({module_name.replace('.', '/')}.py with a deploy() function is missing); "
+            f"use csm:target ecs, or render its artifacts offline with `make render`"
+        ) from None
+    return module.deploy
