@@ -1,0 +1,135 @@
+"""Pulumi mocks for the CSM program's unit tests: no engine, no AWS, no network.
+
+``CsmMocks`` records every resource registration (type, name, inputs as the engine sees them)
+and answers the data-source calls the components make (AZs, caller identity, secrets, ECR
+token, subnets, VPC) with fixed values.
+"""
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+DIGEST = "sha256:" + "ab" * 32
+
+
+@dataclass
+class Registered:
+    typ: str
+    name: str
+    inputs: dict
+    outputs: dict
+
+
+def _service(typ: str) -> str:
+    return typ.split(":")[1].split("/")[0]
+
+
+class CsmMocks(pulumi.runtime.Mocks):
+    def __init__(self, subnet_azs: Optional[dict[str, str]] = None):
+        self.registered: list[Registered] = []
+        self.calls: list[tuple[str, dict]] = []
+        self.subnet_azs = subnet_azs or {}
+        self.outputs: dict[str, Any] = {}  # stack outputs of run_program
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        name = inputs.get("name") or f"{args.name}-1a2b3c4"
+        out: dict[str, Any] = {**inputs, "name": name}
+        if args.typ.startswith("aws:"):
+            out.setdefault("arn", f"arn:aws:{_service(args.typ)}:{REGION}:{ACCOUNT}:{args.typ.split(':')[-1].lower()}/{name}")
+        t = args.typ
+        if t == "aws:ecr/repository:Repository":
+            out.update(repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}", registryId=ACCOUNT,
+                       arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}")
+        elif t == "docker-build:index:Image":
+            out.update(digest=DIGEST, ref=f"{inputs['tags'][0]}@{DIGEST}")
+        elif t == "docker-build:index:Index":
+            out.update(ref=f"{inputs['tag']}@{DIGEST}")
+        elif t == "aws:lb/loadBalancer:LoadBalancer":
+            out.update(arnSuffix=f"app/{name}/0123456789abcdef", dnsName=f"{name}-123456.{REGION}.elb.amazonaws.com")
+        elif t == "aws:lb/targetGroup:TargetGroup":
+            out.update(arnSuffix=f"targetgroup/{name}/0123456789abcdef")
+        elif t == "aws:cloudwatch/logGroup:LogGroup":
+            out.update(arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}")
+        elif t == "aws:iam/role:Role":
+            out.update(arn=f"arn:aws:iam::{ACCOUNT}:role/{name}")
+        elif t == "aws:ec2/vpc:Vpc":
+            out.setdefault("cidrBlock", inputs.get("cidrBlock"))
+        elif t == "aws:cloudwatch/dashboard:Dashboard":
+            out.update(dashboardName=inputs.get("dashboardName", name))
+        elif t == "command:local:Command":
+            out.update(stdout="", stderr="")
+        self.registered.append(Registered(t, args.name, inputs, out))
+        return [f"{args.name}-id", out]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        a = dict(args.args)
+        self.calls.append((args.token, a))
+        t = args.token
+        if t == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": AZS, "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"], "id": REGION}
+        if t == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA", "id": ACCOUNT}
+        if t == "aws:secretsmanager/getSecret:getSecret":
+            if a.get("arn"):
+                arn = a["arn"] if a["arn"][-7] == "-" else a["arn"] + "-Ab12Cd"
+            else:
+                arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{a['name']}-Ab12Cd"
+            return {"arn": arn, "name": arn.split(":secret:")[1][:-7], "id": arn}
+        if t == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"userName": "AWS", "password": "not-a-real-token", "authorizationToken": "x",
+                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com", "expiresAt": "", "id": REGION}
+        if t == "aws:ec2/getSubnet:getSubnet":
+            return {"id": a["id"], "availabilityZone": self.subnet_azs.get(a["id"], AZS[0]), "vpcId": "vpc-0123456789abcdef0"}
+        if t == "aws:ec2/getVpc:getVpc":
+            return {"id": a.get("id"), "cidrBlock": "10.20.0.0/16"}
+        return {}
+
+    # -- queries used by the tests
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.registered if r.typ == typ]
+
+    def one(self, typ: str, name_contains: str = "") -> Registered:
+        found = [r for r in self.of_type(typ) if name_contains in r.name]
+        assert len(found) == 1, f"expected one {typ} named *{name_contains}*, got {[r.name for r in found]}"
+        return found[0]
+
+
+def install(mocks: CsmMocks, stack: str = "dev", config: Optional[dict[str, str]] = None) -> CsmMocks:
+    pulumi.runtime.set_mocks(mocks, project="csm", stack=stack, preview=False)
+    runtime_config.set_all_config(dict(config or {}))
+    return mocks
+
+
+def run_program(stack: str, config: dict[str, str], mocks: Optional[CsmMocks] = None) -> CsmMocks:
+    """Run __main__.py under mocks with ``config`` (Pulumi-encoded strings); returns the recorder."""
+    mocks = install(mocks or CsmMocks(), stack=stack, config=config)
+    exported: dict[str, Any] = {}
+    real_export = pulumi.export
+
+    @pulumi.runtime.test
+    def program():
+        pulumi.export = lambda key, value: exported.__setitem__(key, value)  # type: ignore[assignment]
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        finally:
+            pulumi.export = real_export  # type: ignore[assignment]
+        return pulumi.Output.all(**exported).apply(mocks.outputs.update)
+
+    program()
+    return mocks
+
+
+def policy_documents(mocks: CsmMocks) -> dict[str, dict]:
+    return {r.name: json.loads(r.inputs["policy"]) for r in mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
