@@ -1,13 +1,64 @@
-"""FastAPI application factory."""
+"""The FastAPI application: routers, middleware, error handlers, and a lifespan that owns the
+Cassandra connection and the background readiness check."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
+from csm.api import audit, authorities, certificates, errors, ops
+from csm.api.observe import ObserveRequests
+from csm.tokens import TokenVerifier
+from csm.build import BuildInfo
+from csm.config import Settings
+from csm.health import ReadinessMonitor
+from csm.metrics import BUILD
+from csm.pagination import PageTokens
+from csm.service import CertificateAuthorityService
+from csm.store import Database, Repository
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="Cassandra Security Manager")
 
-    @app.get("/health/live")
-    def live() -> dict[str, str]:
-        return {"status": "ok"}
+def create_app(settings: Settings) -> FastAPI:
+    build = BuildInfo.from_environment()
+    BUILD.info({"version": build.version, "git_commit": build.git_commit, "build_date": build.build_date})
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings)
+        readiness = ReadinessMonitor(database, settings.readiness_interval, settings.cassandra_request_timeout)
+        app.state.readiness = readiness
+        app.state.service = CertificateAuthorityService(
+            Repository(database, PageTokens(settings.master_key_bytes)),
+            settings.master_key_bytes, settings.max_validity_days, settings.ca_max_validity_days
+        )
+        tasks = [asyncio.create_task(database.connect_forever()), asyncio.create_task(readiness.run())]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(database.close)
+
+    app = FastAPI(
+        title="Cassandra Security Manager",
+        summary="Issues and tracks TLS certificates for Apache Cassandra clusters",
+        version=build.version,
+        lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,
+    )
+    app.state.settings = settings
+    app.state.build = build
+    app.state.started = time.monotonic()
+    app.state.tokens = TokenVerifier(settings.api_tokens.get_secret_value())
+    for module in (ops, authorities, certificates, audit):
+        app.include_router(module.router)
+    errors.install(app)
+    app.add_middleware(ObserveRequests)
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app

@@ -1,45 +1,146 @@
-"""Command-line entry point: ``csm serve|healthcheck|check-config|migrate``."""
+"""Command-line entry point: ``csm serve|healthcheck|check-config|migrate``.
+
+Exit codes: 0 success, 1 failure (unhealthy, Cassandra unreachable), 2 invalid configuration or usage.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import signal
+import sys
 import urllib.error
 import urllib.request
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from csm.config import Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
-def _healthcheck(args: argparse.Namespace) -> int:
-    url = f"http://{args.host}:{args.port}/health/live"
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings from every source, CLI flags first; prints the problems and returns None if invalid."""
+    from csm.config import ConfigError, load_settings
+
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
-            return 0 if response.status == 200 else 1
-    except (urllib.error.URLError, OSError):
-        return 1
+        return load_settings(
+            config_file=args.config,
+            secrets_dir=args.secrets_dir,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            log_level=getattr(args, "log_level", None),
+        )
+    except ConfigError as error:
+        print(f"csm: {error}", file=sys.stderr)
+        return None
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return EXIT_CONFIG
     import uvicorn
 
     from csm.app import create_app
+    from csm.logging import configure
 
-    uvicorn.run(create_app(), host=os.environ.get("CSM_HOST", "0.0.0.0"), port=int(os.environ.get("CSM_PORT", "8000")))
-    return 0
+    configure(settings.log_level)
+    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handler found at start:
+    # this one turns that into exit status 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
+    uvicorn.Server(config).run()
+    return EXIT_OK
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return EXIT_CONFIG
+    print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return EXIT_CONFIG
+    from csm.logging import configure
+    from csm.store import Database
+
+    configure(settings.log_level)
+    database = Database(settings)
+    try:
+        applied = database.connect()
+    except Exception as error:  # report any reason the migration could not run
+        print(f"csm: migration failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        database.close()
+    print(json.dumps({"keyspace": settings.cassandra_keyspace, "applied": applied}))
+    return EXIT_OK
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    if args.port is None:
+        settings = _settings(args)
+        if settings is None:
+            return EXIT_FAILURE
+        host, port = LOOPBACK.get(settings.host, settings.host), settings.port
+    else:
+        host, port = "127.0.0.1", args.port
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/health/live"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 (a fixed http URL)
+            return EXIT_OK if response.status == 200 else EXIT_FAILURE
+    except (urllib.error.URLError, OSError):
+        return EXIT_FAILURE
 
 
 def _parser() -> argparse.ArgumentParser:
+    sources = argparse.ArgumentParser(add_help=False)
+    sources.add_argument("--config", metavar="FILE", help="YAML config file (else CSM_CONFIG_FILE)")
+    sources.add_argument("--secrets-dir", metavar="DIR", help="secret files directory (else CSM_SECRETS_DIR, /run/secrets)")
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--host", help="listen address (else CSM_HOST)")
+    server.add_argument("--port", type=int, help="listen port (else CSM_PORT)")
+    server.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (else CSM_LOG_LEVEL)")
+
     parser = argparse.ArgumentParser(prog="csm", description="Cassandra Security Manager")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the HTTP service").set_defaults(run=_serve)
-    health = commands.add_parser("healthcheck", help="exit 0 if /health/live answers 200 on localhost")
-    health.add_argument("--host", default="127.0.0.1")
-    health.add_argument("--port", type=int, default=int(os.environ.get("CSM_PORT", "8000")))
-    health.add_argument("--timeout", type=float, default=2.0)
+    commands.add_parser("serve", parents=[sources, server], help="run the HTTP service").set_defaults(run=_serve)
+    commands.add_parser(
+        "check-config", parents=[sources, server], help="validate and print the effective configuration (secrets redacted)"
+    ).set_defaults(run=_check_config)
+    commands.add_parser(
+        "migrate", parents=[sources], help="create or update the keyspace and tables, then exit"
+    ).set_defaults(run=_migrate)
+    health = commands.add_parser(
+        "healthcheck", parents=[sources], help="exit 0 if /health/live answers 200 on this host, else 1"
+    )
+    health.add_argument("--port", type=int, help="the service's port (else from the configuration)")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     health.set_defaults(run=_healthcheck)
-    commands.add_parser("check-config", help="validate and print the effective configuration").set_defaults(run=lambda _: 0)
-    commands.add_parser("migrate", help="apply the Cassandra schema migrations").set_defaults(run=lambda _: 0)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return args.run(args)
+    result: int = args.run(args)
+    return result

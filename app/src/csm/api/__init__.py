@@ -1,0 +1,1 @@
+"""HTTP routers, error handlers and middleware."""

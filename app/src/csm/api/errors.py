@@ -1,0 +1,76 @@
+"""Error responses: every error is JSON ``{"detail": ...}``; nothing leaks a stack trace."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from csm.ca import CertificateRequestError, SealError
+from csm.models import Problem
+from csm.service import Conflict, NotFound
+from csm.pagination import BadPageToken
+from csm.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def problem(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(Problem(detail=detail).model_dump(), status_code, headers=headers)
+
+
+async def _bad_request(_: Request, error: Exception) -> JSONResponse:
+    return problem(status.HTTP_400_BAD_REQUEST, str(error))
+
+
+async def _not_found(_: Request, error: Exception) -> JSONResponse:
+    return problem(status.HTTP_404_NOT_FOUND, str(error))
+
+
+async def _conflict(_: Request, error: Exception) -> JSONResponse:
+    return problem(status.HTTP_409_CONFLICT, str(error))
+
+
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
+    log.warning("Cassandra unavailable", extra={"reason": str(error)})
+    return problem(status.HTTP_503_SERVICE_UNAVAILABLE, str(error), {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def _sealed(_: Request, error: Exception) -> JSONResponse:
+    log.error("cannot open a CA key", extra={"reason": str(error)})
+    return problem(status.HTTP_500_INTERNAL_SERVER_ERROR, str(error))
+
+
+async def _os_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, OSError)
+    log.error("operating system error", extra={"reason": error.strerror, "errno": error.errno})
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        detail = f"the service cannot write temporary data: {error.strerror}"
+    else:
+        detail = f"the service cannot complete the request: {error.strerror or type(error).__name__}"
+    return problem(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=error)
+    return problem(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; see the service log for its request id")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CertificateRequestError, _bad_request)
+    app.add_exception_handler(BadPageToken, _bad_request)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(StoreUnavailable, _unavailable)
+    app.add_exception_handler(SealError, _sealed)
+    app.add_exception_handler(OSError, _os_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI entries for the error statuses a route may answer with."""
+    return {code: {"model": Problem} for code in codes}

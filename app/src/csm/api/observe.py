@@ -1,0 +1,52 @@
+"""Per-request metrics and one JSON access-log line per request."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from csm.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+
+log = logging.getLogger("csm.access")
+
+UNMATCHED_ROUTE = "unmatched"
+# Probes and scrapes arrive every few seconds; their lines are debug-level.
+_QUIET_ROUTES = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+
+
+class ObserveRequests:
+    """Counts and times each request by method, route template (never the raw path) and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            seconds = time.perf_counter() - started
+            route: BaseRoute | None = scope.get("route")
+            template = getattr(route, "path", UNMATCHED_ROUTE)
+            labels = {"method": scope["method"], "route": template, "status": str(status)}
+            HTTP_REQUESTS.labels(**labels).inc()
+            HTTP_REQUEST_SECONDS.labels(**labels).observe(seconds)
+            log.log(
+                logging.DEBUG if template in _QUIET_ROUTES else logging.INFO,
+                "request",
+                extra={**labels, "path": scope["path"], "duration_ms": round(seconds * 1000, 3)},
+            )

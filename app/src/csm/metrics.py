@@ -1,0 +1,17 @@
+"""Prometheus metrics of the process (served at /metrics)."""
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+HTTP_REQUESTS = Counter(
+    "csm_http_requests_total", "HTTP requests by method, route template and status", ["method", "route", "status"]
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "csm_http_request_duration_seconds",
+    "HTTP request latency by method, route template and status",
+    ["method", "route", "status"],
+)
+CASSANDRA_QUERY_SECONDS = Histogram(
+    "csm_cassandra_query_duration_seconds", "Cassandra statement latency by operation and outcome", ["operation", "outcome"]
+)
+READY = Gauge("csm_ready", "1 when Cassandra is usable and the service ready, else 0")
+BUILD = Info("csm_build", "Version, git commit and build date of the running service")

@@ -1,0 +1,212 @@
+"""The Cassandra connection: connect with backoff, migrate, run statements from asyncio, close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, RequestExecutionException
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    ResultSet,
+    Session,
+)
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
+
+from csm.config import Settings
+from csm.metrics import CASSANDRA_QUERY_SECONDS
+from csm.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 5.0
+# Errors that mean "Cassandra cannot answer now", as opposed to a bad statement.
+_UNAVAILABLE = (NoHostAvailable, OperationTimedOut, RequestExecutionException, ConnectionException, OSError)
+
+
+class StoreUnavailable(Exception):
+    """Cassandra cannot serve the request now (not connected, no host, timeout)."""
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, NoHostAvailable):
+        reasons = "; ".join(f"{host}: {type(e).__name__}: {e}" for host, e in error.errors.items())
+        return f"no Cassandra host available ({reasons or 'none reachable'})"
+    return f"{type(error).__name__}: {error}"
+
+
+class Database:
+    """One driver session for the process. ``connect_forever`` retries with exponential backoff;
+    once connected, the driver itself reconnects to nodes that go away and come back."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self.last_error = "not connected yet"
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None
+
+    def _new_cluster(self) -> Cluster:
+        s = self._settings
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.cassandra_local_dc)),
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=s.cassandra_request_timeout,
+            row_factory=dict_factory,
+        )
+        auth = (
+            PlainTextAuthProvider(s.cassandra_username, s.cassandra_password.get_secret_value())
+            if s.cassandra_username and s.cassandra_password
+            else None
+        )
+        return Cluster(
+            contact_points=s.cassandra_contact_points,
+            port=s.cassandra_port,
+            protocol_version=ProtocolVersion.V5,
+            auth_provider=auth,
+            ssl_context=self._ssl_context(),
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            reconnection_policy=ExponentialReconnectionPolicy(base_delay=BACKOFF_FIRST, max_delay=BACKOFF_MAX),
+            connect_timeout=s.cassandra_connect_timeout,
+            control_connection_timeout=s.cassandra_connect_timeout,
+            idle_heartbeat_interval=10,
+            idle_heartbeat_timeout=5,
+        )
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        s = self._settings
+        if s.cassandra_tls_ca_file is None:
+            return None
+        context = ssl.create_default_context(cafile=str(s.cassandra_tls_ca_file))
+        context.check_hostname = s.cassandra_tls_verify_hostname
+        if s.cassandra_tls_cert_file and s.cassandra_tls_key_file:
+            context.load_cert_chain(s.cassandra_tls_cert_file, s.cassandra_tls_key_file)
+        return context
+
+    def connect(self) -> list[int]:
+        """Connects once and applies migrations (blocking); returns the migration versions applied."""
+        cluster = self._new_cluster()
+        try:
+            session = cluster.connect()
+            applied = migrate(
+                session,
+                self._settings.cassandra_keyspace,
+                self._settings.cassandra_replication_class,
+                self._settings.cassandra_replication_factor,
+            )
+        except BaseException:
+            cluster.shutdown()
+            raise
+        with self._lock:
+            if self._closed:  # closed while this attempt was still connecting
+                cluster.shutdown()
+                raise StoreUnavailable("the database was closed")
+            self._cluster, self._session = cluster, session
+        return applied
+
+    async def connect_forever(self) -> None:
+        """Connects, retrying with exponential backoff until it works (or the task is cancelled)."""
+        delay = BACKOFF_FIRST
+        while True:
+            try:
+                applied = await asyncio.to_thread(self.connect)
+            except Exception as error:  # whatever stops the connection, keep serving and retry
+                self.last_error = _describe(error)
+                log.warning("cannot connect to Cassandra; retrying", extra={"reason": self.last_error, "retry_in": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            self.last_error = ""
+            log.info("connected to Cassandra", extra={"migrations_applied": applied})
+            return
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            cluster.shutdown()
+
+    def _ready_session(self) -> Session:
+        if self._session is None:
+            raise StoreUnavailable(f"Cassandra is not connected: {self.last_error}")
+        return self._session
+
+    async def _prepare(self, cql: str) -> PreparedStatement:
+        if cql not in self._prepared:
+            session = self._ready_session()
+            self._prepared[cql] = await self._timed("prepare", asyncio.to_thread(session.prepare, cql))
+        return self._prepared[cql]
+
+    async def execute(
+        self,
+        operation: str,
+        cql: str,
+        params: Sequence[Any] = (),
+        *,
+        fetch_size: int | None = None,
+        paging_state: bytes | None = None,
+    ) -> ResultSet:
+        """Runs a prepared statement; ``operation`` labels its latency metric."""
+        bound = (await self._prepare(cql)).bind(params)
+        bound.fetch_size = fetch_size
+        session = self._ready_session()
+        return await self._timed(operation, _result(session.execute_async(bound, paging_state=paging_state)))
+
+    async def execute_batch(self, operation: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Runs statements as one logged (atomic) batch."""
+        batch = BatchStatement(BatchType.LOGGED)
+        for cql, params in statements:
+            batch.add((await self._prepare(cql)).bind(params))
+        session = self._ready_session()
+        await self._timed(operation, _result(session.execute_async(batch)))
+
+    async def ping(self) -> None:
+        """A cheap query that succeeds only when a node answers."""
+        session = self._ready_session()
+        await self._timed("ping", _result(session.execute_async("SELECT release_version FROM system.local")))
+
+    async def _timed(self, operation: str, awaitable: Any) -> Any:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await awaitable
+            outcome = "ok"
+            return result
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(_describe(error)) from error
+        finally:
+            CASSANDRA_QUERY_SECONDS.labels(operation=operation, outcome=outcome).observe(time.perf_counter() - started)
+
+
+async def _result(future: ResponseFuture) -> ResultSet:
+    """Awaits a driver ResponseFuture (whose callbacks run on the driver's I/O thread)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(_: object) -> None:
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    future.add_callbacks(settle, settle)
+    await done
+    return future.result()
