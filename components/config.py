@@ -461,6 +461,17 @@ class SwarmConfig(_Section):
     endpoint_mode: Literal["vip", "dnsrr"] = _f("swarmEndpointMode", "vip", "Service endpoint mode (dnsrr needs host-mode publishing).")
     overlay_encrypted: bool = _f("swarmOverlayEncrypted", True, "Encrypt the overlay network (IPsec). Required in prod.")
     aws_logs: bool = _f("swarmAwsLogs", False, "Send container logs to CloudWatch with Docker's awslogs driver.")
+    proxy_image: Optional[str] = _f(
+        "swarmProxyImage", None,
+        "swarmPublishMode host: the HAProxy image (deploy/swarm/proxy, repository@sha256:<digest>) published in front of the replicas.",
+    )
+
+    @field_validator("proxy_image")
+    @classmethod
+    def _proxy_image(cls, ref: Optional[str]) -> Optional[str]:
+        if ref is not None and not IMAGE_BY_DIGEST.match(ref):
+            raise ValueError(f"must be an image reference by digest, 'repository@sha256:<64 hex>' (got {ref!r})")
+        return ref
 
     @field_validator("host")
     @classmethod
@@ -745,6 +756,12 @@ def _swarm_host(c: StackConfig) -> Iterable[Problem]:
 def _swarm_dnsrr(c: StackConfig) -> Iterable[Problem]:
     if c.target == "swarm" and c.swarm.endpoint_mode == "dnsrr" and c.swarm.publish_mode == "ingress":
         yield P("swarmEndpointMode", "dnsrr cannot publish ports through the ingress routing mesh; set swarmPublishMode host")
+
+
+@rule("target", "swarmPublishMode", "swarmProxyImage")
+def _swarm_proxy(c: StackConfig) -> Iterable[Problem]:
+    if c.target == "swarm" and c.swarm.publish_mode == "host" and c.swarm.proxy_image is None:
+        yield P("swarmProxyImage", "is required with swarmPublishMode host (the proxy publishes the port and balances over the replicas)")
 
 
 # --------------------------------------------------------------------------- the model

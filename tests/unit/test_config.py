@@ -177,6 +177,7 @@ FIELD_RULES = [
     ({"csm:swarmEndpointMode": "rr"}, "csm:swarmEndpointMode", "'vip' or 'dnsrr'"),
     ({"csm:swarmOverlayEncrypted": "both"}, "csm:swarmOverlayEncrypted", "boolean"),
     ({"csm:swarmAwsLogs": "both"}, "csm:swarmAwsLogs", "boolean"),
+    ({"csm:swarmProxyImage": "haproxy:2.6"}, "csm:swarmProxyImage", "by digest"),
     ({"csm:servceCpu": 512}, "csm:servceCpu", "did you mean csm:serviceCpu"),
     ({"aws:region": "Ireland"}, "aws:region", "not an AWS region"),
 ]
@@ -251,6 +252,7 @@ CROSS_RULES = [
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "tcp://swarm.internal:2376"}, "csm:swarmTlsCaCert", "tcp://"),
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "tcp://swarm.internal:2376", "csm:swarmTlsCaCert": "pem"}, "csm:swarmTlsKey", "tcp://"),
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmEndpointMode": "dnsrr"}, "csm:swarmEndpointMode", "swarmPublishMode host"),
+    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmPublishMode": "host"}, "csm:swarmProxyImage", "required with swarmPublishMode host"),
 ]
 
 
