@@ -12,6 +12,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
 from csm.api import audit, authorities, certificates, errors, ops
+from csm.api.limits import LimitBodySize
 from csm.api.observe import ObserveRequests
 from csm.tokens import TokenVerifier
 from csm.build import BuildInfo
@@ -50,7 +51,6 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Issues and tracks TLS certificates for Apache Cassandra clusters",
         version=build.version,
         lifespan=lifespan,
-        max_body_size=settings.max_request_bytes,
     )
     app.state.settings = settings
     app.state.build = build
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (ops, authorities, certificates, audit):
         app.include_router(module.router)
     errors.install(app)
+    app.add_middleware(LimitBodySize, max_body_size=settings.max_request_bytes)
     app.add_middleware(ObserveRequests)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app
