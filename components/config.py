@@ -740,6 +740,19 @@ def _eks_nodes(c: StackConfig) -> Iterable[Problem]:
         yield P("eksNodeMinSize", "must be >= 2 in prod (pods spread over two nodes in two zones)")
 
 
+@rule("target", "eksClusterMode", "eksNodeMode", "serviceArchitecture", "eksIdentityMode", "eksContainerInsights")
+def _eks_fargate(c: StackConfig) -> Iterable[Problem]:
+    # What EKS on Fargate cannot do: arm64 pods, the Pod Identity agent and add-on DaemonSets.
+    if c.target != "eks" or c.eks.cluster_mode != "create" or c.eks.node_mode != "fargate":
+        return
+    if c.service.architecture != "x86_64":
+        yield P("serviceArchitecture", "must be x86_64 with eksNodeMode fargate (EKS Fargate runs x86_64 pods only)")
+    if c.eks.identity_mode != "irsa":
+        yield P("eksIdentityMode", "must be irsa with eksNodeMode fargate (EKS Pod Identity is not available on Fargate)")
+    if c.eks.container_insights:
+        yield P("eksContainerInsights", "must be false with eksNodeMode fargate (the observability add-on runs as DaemonSets, which Fargate does not run)")
+
+
 @rule("target", "swarmHost", "swarmTlsCaCert", "swarmTlsCert", "swarmTlsKey")
 def _swarm_host(c: StackConfig) -> Iterable[Problem]:
     if c.target != "swarm":
