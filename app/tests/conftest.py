@@ -65,9 +65,7 @@ def keyspace(cassandra: None) -> Iterator[str]:
     """A keyspace of this test session's own, dropped at the end."""
     name = f"csm_test_{secrets.token_hex(4)}"
     yield name
-    cluster = Cluster(
-        ["127.0.0.1"], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"), protocol_version=5
-    )
+    cluster = Cluster(["127.0.0.1"], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"), protocol_version=5)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}")
     except Exception as error:  # Cassandra may be down after a failed outage test; the keyspace stays
@@ -77,9 +75,7 @@ def keyspace(cassandra: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def service(
-    keyspace: str, session_secrets: Secrets, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
+def service(keyspace: str, session_secrets: Secrets, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """One service for the session's Cassandra tests, ready before the first test uses it."""
     running = Service(service_env(session_secrets, keyspace), tmp_path_factory.mktemp("service") / "csm.log")
     try:

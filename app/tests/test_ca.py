@@ -21,11 +21,16 @@ YEAR = timedelta(days=365)
 def verify_signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> None:
     key = issuer.public_key()
     if isinstance(key, rsa.RSAPublicKey):
-        key.verify(certificate.signature, certificate.tbs_certificate_bytes, padding.PKCS1v15(),
-                   certificate.signature_hash_algorithm)  # type: ignore[arg-type]
+        key.verify(
+            certificate.signature,
+            certificate.tbs_certificate_bytes,
+            padding.PKCS1v15(),
+            certificate.signature_hash_algorithm,
+        )  # type: ignore[arg-type]
     elif isinstance(key, ec.EllipticCurvePublicKey):
-        key.verify(certificate.signature, certificate.tbs_certificate_bytes,
-                   ec.ECDSA(certificate.signature_hash_algorithm))  # type: ignore[arg-type]
+        key.verify(
+            certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(certificate.signature_hash_algorithm)
+        )  # type: ignore[arg-type]
     else:
         assert isinstance(key, ed25519.Ed25519PublicKey)
         key.verify(certificate.signature, certificate.tbs_certificate_bytes)
@@ -39,7 +44,11 @@ def authority() -> tuple[x509.Certificate, ca.PrivateKey]:
 
 @pytest.mark.parametrize(
     ("algorithm", "key_type"),
-    [("ecdsa-p256", ec.EllipticCurvePrivateKey), ("rsa-3072", rsa.RSAPrivateKey), ("ed25519", ed25519.Ed25519PrivateKey)],
+    [
+        ("ecdsa-p256", ec.EllipticCurvePrivateKey),
+        ("rsa-3072", rsa.RSAPrivateKey),
+        ("ed25519", ed25519.Ed25519PrivateKey),
+    ],
 )
 def test_authority_of_each_algorithm_is_a_self_signed_ca(algorithm: ca.KeyAlgorithm, key_type: type) -> None:
     key = ca.generate_key(algorithm)
@@ -120,7 +129,7 @@ def test_csr_with_a_broken_signature_is_refused() -> None:
 
 
 def test_weak_rsa_key_is_refused() -> None:
-    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (weak on purpose)
     with pytest.raises(ca.CertificateRequestError, match="unsupported public key"):
         ca.load_csr(make_csr(weak, "weak", []))
 
@@ -149,8 +158,9 @@ def test_sealed_key_opens_only_with_its_master_key_and_context() -> None:
     master = os.urandom(32)
     key = ca.generate_key("ecdsa-p256")
     sealed = ca.seal_key(master, key, b"authority-1")
-    plaintext = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
+    plaintext = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     assert plaintext not in sealed
     opened = ca.unseal_key(master, sealed, b"authority-1")
     assert opened.private_numbers() == key.private_numbers()  # type: ignore[union-attr]

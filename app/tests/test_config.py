@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from csm_testing import Secrets, make_secrets
+
 from csm.cli import main
 from csm.config import ConfigError, load_settings
 
@@ -45,7 +45,9 @@ class TestPrecedence:
         monkeypatch.delenv("CSM_PORT_FILE")
         assert load_settings().port == 1004
 
-    def test_config_file_beats_default(self, sources: None, secrets_dir: Secrets, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_config_file_beats_default(
+        self, sources: None, secrets_dir: Secrets, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.delenv("CSM_PORT")
         monkeypatch.delenv("CSM_PORT_FILE")
         (secrets_dir.directory / "csm_port").unlink()
@@ -55,7 +57,9 @@ class TestPrecedence:
     def test_default(self, secrets_dir: Secrets) -> None:
         assert load_settings().port == 8000
 
-    def test_config_file_flag_beats_its_variable(self, secrets_dir: Secrets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_config_file_flag_beats_its_variable(
+        self, secrets_dir: Secrets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv("CSM_CONFIG_FILE", str(write(tmp_path / "a.yaml", "port: 2001\n")))
         assert load_settings(config_file=str(write(tmp_path / "b.yaml", "port: 2002\n"))).port == 2002
 
@@ -201,7 +205,9 @@ class TestInvalidConfiguration:
         code, output = check_config(capsys, "--port", "0")
         assert code == 2 and "CSM_PORT (port)" in output
 
-    def test_valid_configuration_prints_redacted(self, secrets_dir: Secrets, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_valid_configuration_prints_redacted(
+        self, secrets_dir: Secrets, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         code, output = check_config(capsys, "--port", "8123")
         assert code == 0
         assert '"port": 8123' in output and '"master_key": "**********"' in output
@@ -211,7 +217,10 @@ class TestInvalidConfiguration:
         result = subprocess.run(
             [sys.executable, "-m", "csm", "serve"],
             env={"PATH": "/usr/bin:/bin", "CSM_SECRETS_DIR": str(tmp_path), "CSM_MASTER_KEY": SECRET_KEY},
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 2
         assert "(master_key)" in result.stderr and "(api_tokens)" in result.stderr

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from csm_testing import Secrets, Service, bearer, free_port, make_secrets
 
 
@@ -74,7 +73,10 @@ def test_info_names_the_build_and_redacts_secrets(offline: Service, module_secre
     assert response.status_code == 200
     info = response.json()
     assert (info["name"], info["version"], info["git_commit"], info["build_date"]) == (
-        "cassandra-security-manager", "9.8.7", "abc1234", "2030-01-02T03:04:05Z"
+        "cassandra-security-manager",
+        "9.8.7",
+        "abc1234",
+        "2030-01-02T03:04:05Z",
     )
     assert info["python_version"].startswith("3.") and info["architecture"]
     assert info["uptime_seconds"] > 0
@@ -101,8 +103,17 @@ def test_unknown_paths_are_counted_under_one_label(offline: Service) -> None:
 
 def test_openapi_schema(offline: Service) -> None:
     schema = offline.client.get("/openapi.json").json()
-    assert {"/v1/authorities", "/v1/certificates", "/v1/certificates/{certificate_id}/revoke", "/v1/audit",
-            "/health", "/health/live", "/health/ready", "/metrics", "/info"} <= set(schema["paths"])
+    assert {
+        "/v1/authorities",
+        "/v1/certificates",
+        "/v1/certificates/{certificate_id}/revoke",
+        "/v1/audit",
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/info",
+    } <= set(schema["paths"])
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
 
 
@@ -141,8 +152,16 @@ def test_write_only_token_cannot_read(offline: Service, module_secrets: Secrets)
         ("POST", "/v1/authorities", b'{"name": "x", "validity_days": 0}'),
         ("POST", "/v1/authorities", b"[]"),
         ("POST", "/v1/certificates", b'{"authority_id": "not-a-uuid"}'),
-        ("POST", "/v1/certificates", b'{"authority_id": "00000000-0000-0000-0000-000000000000", "dns_names": ["bad host!"]}'),
-        ("POST", "/v1/certificates", b'{"authority_id": "00000000-0000-0000-0000-000000000000", "ip_addresses": ["999.1.1.1"]}'),
+        (
+            "POST",
+            "/v1/certificates",
+            b'{"authority_id": "00000000-0000-0000-0000-000000000000", "dns_names": ["bad host!"]}',
+        ),
+        (
+            "POST",
+            "/v1/certificates",
+            b'{"authority_id": "00000000-0000-0000-0000-000000000000", "ip_addresses": ["999.1.1.1"]}',
+        ),
         ("POST", "/v1/certificates", b'{"authority_id": "00000000-0000-0000-0000-000000000000", "kind": "admin"}'),
         ("POST", "/v1/certificates/not-a-uuid/revoke", b"{}"),
         ("POST", "/v1/certificates/00000000-0000-0000-0000-000000000000/revoke", b'{"reason": "bored"}'),
@@ -166,7 +185,9 @@ def test_malformed_requests_are_422(
 def test_oversized_body_is_413(offline: Service, module_secrets: Secrets) -> None:
     body = json.dumps({"name": "x", "padding": "y" * 4096})
     response = offline.client.post(
-        "/v1/authorities", content=body, headers={**bearer(module_secrets.admin_token), "Content-Type": "application/json"}
+        "/v1/authorities",
+        content=body,
+        headers={**bearer(module_secrets.admin_token), "Content-Type": "application/json"},
     )
     assert_json_error(response, 413)
 
@@ -179,7 +200,8 @@ def test_oversized_chunked_body_is_413(offline: Service, module_secrets: Secrets
         yield b'"}'
 
     response = offline.client.post(
-        "/v1/authorities", content=chunks(),
+        "/v1/authorities",
+        content=chunks(),
         headers={**bearer(module_secrets.admin_token), "Content-Type": "application/json"},
     )
     assert_json_error(response, 413)

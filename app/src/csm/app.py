@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from csm.api import audit, authorities, certificates, errors, ops
 from csm.api.limits import LimitBodySize
 from csm.api.observe import ObserveRequests
-from csm.tokens import TokenVerifier
 from csm.build import BuildInfo
 from csm.config import Settings
 from csm.health import ReadinessMonitor
@@ -22,6 +21,7 @@ from csm.metrics import BUILD
 from csm.pagination import PageTokens
 from csm.service import CertificateAuthorityService
 from csm.store import Database, Repository
+from csm.tokens import TokenVerifier
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -35,7 +35,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.readiness = readiness
         app.state.service = CertificateAuthorityService(
             Repository(database, PageTokens(settings.master_key_bytes)),
-            settings.master_key_bytes, settings.max_validity_days, settings.ca_max_validity_days
+            settings.master_key_bytes,
+            settings.max_validity_days,
+            settings.ca_max_validity_days,
         )
         tasks = [asyncio.create_task(database.connect_forever()), asyncio.create_task(readiness.run())]
         try:

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -53,7 +54,7 @@ def generate_key(algorithm: KeyAlgorithm) -> PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
-def describe_key(key: PublicKey | x509.CertificatePublicKeyTypes) -> str:
+def describe_key(key: PublicKey | CertificatePublicKeyTypes) -> str:
     """A short name for a public key, e.g. ``ecdsa-p256``; raises for keys this CA will not certify."""
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _EC_CURVES:
         return _EC_CURVES[key.curve.name]
@@ -85,9 +86,15 @@ def create_authority(name: str, key: PrivateKey, validity: timedelta, now: datet
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -121,17 +128,17 @@ def csr_subject(csr: x509.CertificateSigningRequest) -> Subject:
         return Subject(common_name)
     except ValueError:
         raise CertificateRequestError("csr_pem has malformed extensions") from None
-    return Subject(
-        common_name,
-        tuple(sans.get_values_for_type(x509.DNSName)),
-        tuple(sans.get_values_for_type(x509.IPAddress)),
-    )
+    addresses = sans.get_values_for_type(x509.IPAddress)
+    hosts = tuple(a for a in addresses if isinstance(a, ipaddress.IPv4Address | ipaddress.IPv6Address))
+    if len(hosts) != len(addresses):
+        raise CertificateRequestError("csr_pem asks for an IP network; only IP addresses can be certified")
+    return Subject(common_name, tuple(sans.get_values_for_type(x509.DNSName)), hosts)
 
 
 def issue(
     authority: x509.Certificate,
     authority_key: PrivateKey,
-    public_key: PublicKey | x509.CertificatePublicKeyTypes,
+    public_key: PublicKey | CertificatePublicKeyTypes,
     subject: Subject,
     kind: CertificateKind,
     validity: timedelta,
@@ -153,21 +160,27 @@ def issue(
     builder = (
         x509.CertificateBuilder()
         .issuer_name(authority.subject)
-        .public_key(public_key)  # type: ignore[arg-type]  # describe_key admitted only signing keys
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
-                content_commitment=False, data_encipherment=False, key_agreement=False,
-                key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(authority_ski), critical=False)
     )
     try:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from csm.config import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+# A wildcard listen address is reached on loopback.
+LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
@@ -107,7 +108,7 @@ def _healthcheck(args: argparse.Namespace) -> int:
         host, port = "127.0.0.1", args.port
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/health/live"
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 (a fixed http URL)
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
             return EXIT_OK if response.status == 200 else EXIT_FAILURE
     except (urllib.error.URLError, OSError):
         return EXIT_FAILURE
@@ -116,7 +117,9 @@ def _healthcheck(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     sources = argparse.ArgumentParser(add_help=False)
     sources.add_argument("--config", metavar="FILE", help="YAML config file (else CSM_CONFIG_FILE)")
-    sources.add_argument("--secrets-dir", metavar="DIR", help="secret files directory (else CSM_SECRETS_DIR, /run/secrets)")
+    sources.add_argument(
+        "--secrets-dir", metavar="DIR", help="secret files directory (else CSM_SECRETS_DIR, /run/secrets)"
+    )
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument("--host", help="listen address (else CSM_HOST)")
     server.add_argument("--port", type=int, help="listen port (else CSM_PORT)")
@@ -126,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", parents=[sources, server], help="run the HTTP service").set_defaults(run=_serve)
     commands.add_parser(
-        "check-config", parents=[sources, server], help="validate and print the effective configuration (secrets redacted)"
+        "check-config",
+        parents=[sources, server],
+        help="validate and print the effective configuration (secrets redacted)",
     ).set_defaults(run=_check_config)
     commands.add_parser(
         "migrate", parents=[sources], help="create or update the keyspace and tables, then exit"

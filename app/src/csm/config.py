@@ -11,6 +11,7 @@ import binascii
 import os
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -73,7 +74,9 @@ class FileVariablesSource(PydanticBaseSettingsSource):
             try:
                 values[name] = Path(path).read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as error:
-                values[name] = _UnreadableFile(variable, f"cannot read {path}: {getattr(error, 'strerror', None) or error}")
+                values[name] = _UnreadableFile(
+                    variable, f"cannot read {path}: {getattr(error, 'strerror', None) or error}"
+                )
         return values
 
 
@@ -91,11 +94,11 @@ class Settings(BaseSettings):
     secrets_dir: Path = Field(DEFAULT_SECRETS_DIR, description="directory of secret files named csm_<setting>")
 
     # HTTP server
-    host: str = Field("0.0.0.0", min_length=1, description="listen address")
+    host: str = Field("0.0.0.0", min_length=1, description="listen address")  # noqa: S104 (a container listens on all interfaces)
     port: int = Field(8000, ge=1, le=65535, description="listen port")
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     max_request_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024, description="largest accepted request body")
-    shutdown_timeout: float = Field(15.0, gt=0, le=300, description="seconds to finish in-flight requests on SIGTERM")
+    shutdown_timeout: int = Field(15, ge=1, le=300, description="seconds to finish in-flight requests on SIGTERM")
     readiness_interval: float = Field(2.0, gt=0, le=60, description="seconds between background Cassandra checks")
 
     # Cassandra
@@ -134,7 +137,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         flags: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
-        secrets_dir = Path(flags.get("secrets_dir") or os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or DEFAULT_SECRETS_DIR)
+        secrets_dir = Path(
+            flags.get("secrets_dir") or os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or DEFAULT_SECRETS_DIR
+        )
         config_file = flags.get("config_file") or os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, FileVariablesSource(settings_cls)]
         if secrets_dir.is_dir():
@@ -202,13 +207,15 @@ class Settings(BaseSettings):
 class _YamlSource(YamlConfigSettingsSource):
     """The YAML config file; a file that does not parse is reported by line, never by content."""
 
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
         try:
             data = super()._read_file(file_path)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError([f"{ENV_PREFIX}CONFIG_FILE (config_file): {file_path} is not valid YAML{where}"]) from None
+            raise ConfigError(
+                [f"{ENV_PREFIX}CONFIG_FILE (config_file): {file_path} is not valid YAML{where}"]
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError([f"{ENV_PREFIX}CONFIG_FILE (config_file): {file_path} must hold a mapping of settings"])
         return data

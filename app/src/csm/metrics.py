@@ -10,8 +10,11 @@ HTTP_REQUEST_SECONDS = Histogram(
     "HTTP request latency by method, route template and status",
     ["method", "route", "status"],
 )
+HTTP_REQUESTS_IN_PROGRESS = Gauge("csm_http_requests_in_progress", "HTTP requests being served")
 CASSANDRA_QUERY_SECONDS = Histogram(
-    "csm_cassandra_query_duration_seconds", "Cassandra statement latency by operation and outcome", ["operation", "outcome"]
+    "csm_cassandra_query_duration_seconds",
+    "Cassandra statement latency by operation and outcome",
+    ["operation", "outcome"],
 )
 READY = Gauge("csm_ready", "1 when Cassandra is usable and the service ready, else 0")
 BUILD = Info("csm_build", "Version, git commit and build date of the running service")

@@ -16,8 +16,14 @@ _HOSTNAME = r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9
 CommonName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
 DnsName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=_HOSTNAME)]
 RevocationReason = Literal[
-    "unspecified", "key_compromise", "ca_compromise", "affiliation_changed",
-    "superseded", "cessation_of_operation", "certificate_hold", "privilege_withdrawn",
+    "unspecified",
+    "key_compromise",
+    "ca_compromise",
+    "affiliation_changed",
+    "superseded",
+    "cessation_of_operation",
+    "certificate_hold",
+    "privilege_withdrawn",
 ]
 CertificateStatus = Literal["valid", "expired", "revoked"]
 MAX_SANS = 100

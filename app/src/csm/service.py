@@ -105,8 +105,13 @@ class CertificateAuthorityService:
         )
         now = utc_now()
         certificate = ca.issue(
-            authority_certificate, authority_key, public_key, subject, request.kind,
-            timedelta(days=request.validity_days), now,
+            authority_certificate,
+            authority_key,
+            public_key,
+            subject,
+            request.kind,
+            timedelta(days=request.validity_days),
+            now,
         )
         record = Certificate(
             id=uuid.uuid4(),

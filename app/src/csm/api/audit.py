@@ -9,9 +9,9 @@ from csm.api.certificates import PAGE_TOKEN_MAX
 from csm.api.dependencies import Service
 from csm.api.errors import responses
 from csm.auth import requires
-from csm.tokens import Principal
 from csm.models import AuditPage
 from csm.service import utc_now
+from csm.tokens import Principal
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=responses(401, 403, 503))
 

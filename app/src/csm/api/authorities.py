@@ -8,8 +8,8 @@ from fastapi import APIRouter, status
 from csm.api.dependencies import Service
 from csm.api.errors import responses
 from csm.auth import requires
-from csm.tokens import Principal
 from csm.models import Authority, AuthorityCreate, AuthorityList
+from csm.tokens import Principal
 
 router = APIRouter(prefix="/v1/authorities", tags=["authorities"], responses=responses(401, 403, 503))
 
@@ -28,7 +28,5 @@ async def list_authorities(service: Service, _: Annotated[Principal, requires("r
 
 
 @router.get("/{authority_id}", responses=responses(404))
-async def get_authority(
-    authority_id: UUID, service: Service, _: Annotated[Principal, requires("read")]
-) -> Authority:
+async def get_authority(authority_id: UUID, service: Service, _: Annotated[Principal, requires("read")]) -> Authority:
     return await service.authority(authority_id)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, status
 from csm.api.dependencies import Service
 from csm.api.errors import responses
 from csm.auth import requires
-from csm.tokens import Principal
 from csm.models import Certificate, CertificateIssue, CertificatePage, IssuedCertificate, RevokeRequest
+from csm.tokens import Principal
 
 router = APIRouter(prefix="/v1/certificates", tags=["certificates"], responses=responses(401, 403, 503))
 

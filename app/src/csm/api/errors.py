@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 
 from csm.ca import CertificateRequestError, SealError
 from csm.models import Problem
-from csm.service import Conflict, NotFound
 from csm.pagination import BadPageToken
+from csm.service import Conflict, NotFound
 from csm.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,12 @@ async def _sealed(_: Request, error: Exception) -> JSONResponse:
 
 
 async def _os_error(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, OSError)
-    log.error("operating system error", extra={"reason": error.strerror, "errno": error.errno})
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-        detail = f"the service cannot write temporary data: {error.strerror}"
+    code, reason = getattr(error, "errno", None), getattr(error, "strerror", None) or type(error).__name__
+    log.error("operating system error", extra={"reason": reason, "errno": code})
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        detail = f"the service cannot write temporary data: {reason}"
     else:
-        detail = f"the service cannot complete the request: {error.strerror or type(error).__name__}"
+        detail = f"the service cannot complete the request: {reason}"
     return problem(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": RETRY_AFTER_SECONDS})
 
 

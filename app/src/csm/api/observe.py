@@ -8,7 +8,7 @@ import time
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from csm.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from csm.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS, HTTP_REQUESTS_IN_PROGRESS
 
 log = logging.getLogger("csm.access")
 
@@ -37,7 +37,8 @@ class ObserveRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, record_status)
+            with HTTP_REQUESTS_IN_PROGRESS.track_inprogress():
+                await self.app(scope, receive, record_status)
         finally:
             seconds = time.perf_counter() - started
             route: BaseRoute | None = scope.get("route")

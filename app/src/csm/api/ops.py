@@ -28,9 +28,7 @@ async def health(request: Request) -> JSONResponse:
     state = _monitor(request).state
     checks = {
         "process": Check(status="ok", latency_ms=0.0),
-        "cassandra": Check(
-            status="ok" if state.ready else "failing", latency_ms=state.latency_ms, detail=state.reason
-        ),
+        "cassandra": Check(status="ok" if state.ready else "failing", latency_ms=state.latency_ms, detail=state.reason),
     }
     ok = all(check.status == "ok" for check in checks.values())
     body = Health(status="ok" if ok else "failing", checks=checks)
@@ -47,9 +45,7 @@ async def live() -> Liveness:
 async def ready(request: Request) -> JSONResponse:
     """Cassandra is usable, as of the last background check; 503 with the reason when not."""
     state = _monitor(request).state
-    body = Readiness(
-        status="ready" if state.ready else "not_ready", reason=state.reason, checked_at=state.checked_at
-    )
+    body = Readiness(status="ready" if state.ready else "not_ready", reason=state.reason, checked_at=state.checked_at)
     code = status.HTTP_200_OK if state.ready else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body.model_dump(mode="json"), code)
 

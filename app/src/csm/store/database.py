@@ -132,7 +132,9 @@ class Database:
                 applied = await asyncio.to_thread(self.connect)
             except Exception as error:  # whatever stops the connection, keep serving and retry
                 self.last_error = _describe(error)
-                log.warning("cannot connect to Cassandra; retrying", extra={"reason": self.last_error, "retry_in": delay})
+                log.warning(
+                    "cannot connect to Cassandra; retrying", extra={"reason": self.last_error, "retry_in": delay}
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
@@ -204,8 +206,12 @@ async def _result(future: ResponseFuture) -> ResultSet:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
     def settle(_: object) -> None:
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        loop.call_soon_threadsafe(finish)
 
     future.add_callbacks(settle, settle)
     await done

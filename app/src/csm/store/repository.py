@@ -10,7 +10,7 @@ from uuid import UUID
 from cassandra.cluster import ResultSet
 from cassandra.util import datetime_from_uuid1, uuid_from_time
 
-from csm.models import AuditEvent, Authority, Certificate
+from csm.models import AuditEvent, Authority, Certificate, CertificateStatus
 from csm.pagination import PageTokens
 from csm.store.database import Database
 
@@ -27,7 +27,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
-def _status(row: dict[str, Any], now: datetime) -> str:
+def _status(row: dict[str, Any], now: datetime) -> CertificateStatus:
     if row["revoked_at"] is not None:
         return "revoked"
     return "expired" if _utc(row["not_after"]) <= now else "valid"  # type: ignore[operator]
@@ -56,8 +56,16 @@ class Repository:
             (*(getattr(authority, name) for name in _AUTHORITY_FIELDS), sealed_key),
         )
         audit = self._audit(
-            authority.created_at, authority.created_by, "authority.create", "authority", authority.id,
-            {"name": authority.name, "key_algorithm": authority.key_algorithm, "serial_number": authority.serial_number},
+            authority.created_at,
+            authority.created_by,
+            "authority.create",
+            "authority",
+            authority.id,
+            {
+                "name": authority.name,
+                "key_algorithm": authority.key_algorithm,
+                "serial_number": authority.serial_number,
+            },
         )
         await self._db.execute_batch("authority_create", [insert, audit])
 
@@ -81,7 +89,11 @@ class Repository:
             tuple(getattr(certificate, name) for name in _CERTIFICATE_FIELDS),
         )
         audit = self._audit(
-            certificate.created_at, certificate.created_by, "certificate.issue", "certificate", certificate.id,
+            certificate.created_at,
+            certificate.created_by,
+            "certificate.issue",
+            "certificate",
+            certificate.id,
             {
                 "authority_id": str(certificate.authority_id),
                 "serial_number": certificate.serial_number,
