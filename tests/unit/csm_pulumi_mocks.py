@@ -101,7 +101,7 @@ class CsmMocks(pulumi.runtime.Mocks):
         return [r for r in self.registered if r.typ == typ]
 
     def one(self, typ: str, name_contains: str = "") -> Registered:
-        found = [r for r in self.of_type(typ) if name_contains in r.name]
+        found = [r for r in self.of_type(typ) if r.name == name_contains] or [r for r in self.of_type(typ) if name_contains in r.name]
         assert len(found) == 1, f"expected one {typ} named *{name_contains}*, got {[r.name for r in found]}"
         return found[0]
 
@@ -133,3 +133,49 @@ def run_program(stack: str, config: dict[str, str], mocks: Optional[CsmMocks] = 
 
 def policy_documents(mocks: CsmMocks) -> dict[str, dict]:
     return {r.name: json.loads(r.inputs["policy"]) for r in mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
+
+
+
+def construct(make, stack: str = "dev", mocks: Optional[CsmMocks] = None) -> tuple[CsmMocks, Any]:
+    """Create components with ``make()`` under mocks and wait for every registration.
+
+    Returns the recorder and what ``make`` returned. Outputs of it are resolved in the same run
+    when ``make`` returns ``(component, {name: Output})``: the second item comes back resolved."""
+    mocks = install(mocks or CsmMocks(), stack=stack)
+    made: list[Any] = []
+
+    @pulumi.runtime.test
+    def run():
+        result = make()
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict):
+            component, outs = result
+            resolved: dict[str, Any] = {}
+            made.append((component, resolved))
+            return pulumi.Output.all(**outs).apply(resolved.update)
+        made.append(result)
+
+    run()
+    return mocks, made[0]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def assert_well_formed(name: str, doc: dict) -> None:
+    assert doc.get("Version") == "2012-10-17", f"{name}: Version"
+    assert isinstance(doc.get("Statement"), list) and doc["Statement"], f"{name}: Statement must be a non-empty list"
+    for st in doc["Statement"]:
+        assert st.get("Effect") in ("Allow", "Deny"), f"{name}: Effect {st}"
+        assert st.get("Action") and all(isinstance(a, str) and (a == "*" or ":" in a) for a in as_list(st["Action"])), f"{name}: Action {st}"
+        assert "Resource" in st or "Principal" in st, f"{name}: no Resource/Principal in {st}"
+
+
+def assert_no_star_on_star(name: str, doc: dict) -> None:
+    for st in doc["Statement"]:
+        if st["Effect"] != "Allow" or "Resource" not in st:
+            continue
+        actions, resources = as_list(st["Action"]), as_list(st["Resource"])
+        wild_action = any(a == "*" or a.endswith(":*") for a in actions)
+        assert not (wild_action and "*" in resources), f"{name}: statement {st.get('Sid')} allows * on *"
+        assert "*" not in actions, f"{name}: statement {st.get('Sid')} allows every action"

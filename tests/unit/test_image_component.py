@@ -1,0 +1,152 @@
+"""Image component under mocks: ECR repositories, multi-platform build with registry cache,
+scan between build and release, release by digest."""
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from csm_pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, construct, install
+
+mocks = install(CsmMocks())
+
+from components.image import Image, ImageArgs, lifecycle_policy, scan_script  # noqa: E402
+
+ARGS = dict(repository_name="csm", version="1.0.0", commit="0123abcd4567", kms_key_arn=None, deletion_protection=True)
+
+
+def make(**overrides):
+    image = Image("csm-image", ImageArgs(**{**ARGS, **overrides}))
+    return image, {"ref": image.ref, "digest": image.digest, "url": image.repository_url}
+
+
+@pytest.fixture(scope="module")
+def built():
+    return construct(make)
+
+
+def repo(built, name):
+    return built[0].one("aws:ecr/repository:Repository", name).inputs
+
+
+def test_release_repository_has_immutable_tags(built):
+    r = repo(built, "csm-image-repo")
+    assert r["imageTagMutability"] == "IMMUTABLE", "csm-image-repo: tags must be immutable"
+
+
+def test_release_repository_scans_on_push(built):
+    assert repo(built, "csm-image-repo")["imageScanningConfiguration"] == {"scanOnPush": True}
+
+
+def test_release_repository_is_kms_encrypted(built):
+    assert repo(built, "csm-image-repo")["encryptionConfigurations"][0]["encryptionType"] == "KMS"
+
+
+def test_release_repository_is_not_force_deleted_when_protected(built):
+    assert repo(built, "csm-image-repo")["forceDelete"] is False
+
+
+def test_release_repository_has_a_lifecycle_policy(built):
+    policy = json.loads(built[0].one("aws:ecr/lifecyclePolicy:LifecyclePolicy", "csm-image-lifecycle").inputs["policy"])
+    statuses = {r["selection"]["tagStatus"] for r in policy["rules"]}
+    assert statuses == {"untagged", "tagged"}, f"csm-image-lifecycle: {policy}"
+
+
+def test_lifecycle_policy_counts():
+    rules = json.loads(lifecycle_policy(30, 7))["rules"]
+    assert [r["selection"]["countNumber"] for r in rules] == [7, 30]
+
+
+def build(built):
+    return built[0].one("docker-build:index:Image", "csm-image-build").inputs
+
+
+def test_build_is_multi_platform(built):
+    assert sorted(build(built)["platforms"]) == ["linux/amd64", "linux/arm64"]
+
+
+def test_build_uses_an_ecr_registry_cache(built):
+    b = build(built)
+    staging = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging:buildcache"
+    assert b["cacheFrom"] == [{"registry": {"ref": staging}}]
+    to = b["cacheTo"][0]["registry"]
+    assert (to["ref"], to["mode"], to["imageManifest"], to["ociMediaTypes"]) == (staging, "max", True, True)
+
+
+def test_build_pushes_only_to_staging(built):
+    tags = build(built)["tags"]
+    assert tags == [f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging:1.0.0-0123abcd4567"]
+
+
+def test_no_tag_is_latest(built):
+    tags = build(built)["tags"] + [built[0].one("docker-build:index:Index").inputs["tag"]]
+    assert not [t for t in tags if t.endswith(":latest")], tags
+
+
+def test_release_tag_is_version_and_commit(built):
+    assert built[0].one("docker-build:index:Index").inputs["tag"].endswith("/csm:1.0.0-0123abcd4567")
+
+
+def test_build_authenticates_to_ecr_with_a_token(built):
+    reg = build(built)["registries"][0]
+    assert reg["address"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com" and reg["username"] == "AWS"
+
+
+def scan(built):
+    return built[0].one("command:local:Command", "csm-image-scan").inputs
+
+
+def test_scan_runs_trivy_and_the_gate_per_platform(built):
+    script = scan(built)["create"]
+    for arch in ("amd64", "arm64"):
+        assert f"--platform linux/{arch}" in script
+        assert f"-m security.gate --report build/scan/trivy-{arch}.json --policy prod" in script
+
+
+def test_scan_targets_the_staged_digest(built):
+    s = scan(built)
+    assert s["environment"]["IMAGE"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging@{DIGEST}"
+    assert s["triggers"] == [DIGEST], "csm-image-scan must re-run for every new digest"
+
+
+def test_scan_script_fails_fast():
+    assert scan_script(["linux/arm64"], "dev", "python", "a.yaml", "out").startswith("set -eu\n")
+
+
+def test_release_copies_the_staged_digest(built):
+    assert built[0].one("docker-build:index:Index").inputs["sources"] == [f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging@{DIGEST}"]
+
+
+def test_outputs_are_by_digest(built):
+    _, (image, out) = built
+    assert out["ref"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm@{DIGEST}"
+    assert out["digest"] == DIGEST
+
+
+class FailingScan(CsmMocks):
+    def new_resource(self, args):
+        if args.typ == "command:local:Command":
+            raise RuntimeError("security.gate: blocked (CRITICAL CVE-2099-0001)")
+        return super().new_resource(args)
+
+
+def test_a_failed_scan_releases_nothing():
+    failing = FailingScan()
+    with pytest.raises(Exception, match="blocked"):
+        construct(lambda: Image("csm-image", ImageArgs(**ARGS)), mocks=failing)
+    assert failing.of_type("docker-build:index:Index") == [], "the release copy must wait for the scan"
+
+
+def test_scan_can_be_switched_off_for_dev():
+    recorded, _ = construct(lambda: make(scan=False))
+    assert recorded.of_type("command:local:Command") == []
+
+
+@pulumi.runtime.test
+def test_ref_output_names_the_release_repository():
+    install(mocks)
+    image = Image("csm-image-x", ImageArgs(**{**ARGS, "repository_name": "csm-x"}))
+    return pulumi.Output.all(image.ref).apply(
+        lambda v: None if v[0].startswith(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-x@sha256:") else pytest.fail(f"csm-image-x ref {v[0]}")
+    )
