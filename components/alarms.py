@@ -1,5 +1,6 @@
 """CloudWatch alarms to an SNS topic: 5xx rate, p99 latency, unhealthy hosts, running below
-desired, CPU high, memory high."""
+desired, CPU high, memory high. The service metrics come from ECS (default) or, through
+``eks_service_metrics``, from Container Insights on EKS."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,12 +23,46 @@ class AlarmThresholds:
 
 
 @dataclass
+class ServiceMetrics:
+    """Where the service's own metrics live: ECS (default) or EKS Container Insights."""
+
+    namespace: str
+    dimensions: dict
+    cpu_metric: str
+    memory_metric: str
+    running_namespace: str
+    running_metric: str
+    desired_metric: Optional[str] = None  # None: compare running with desired_count
+    desired_count: int = 0
+
+
+def ecs_service_metrics(cluster_name: pulumi.Input[str], service_name: pulumi.Input[str]) -> ServiceMetrics:
+    return ServiceMetrics(
+        namespace="AWS/ECS", dimensions={"ClusterName": cluster_name, "ServiceName": service_name},
+        cpu_metric="CPUUtilization", memory_metric="MemoryUtilization",
+        running_namespace="ECS/ContainerInsights", running_metric="RunningTaskCount", desired_metric="DesiredTaskCount",
+    )
+
+
+def eks_service_metrics(cluster_name: pulumi.Input[str], namespace: str, service: str, min_pods: int) -> ServiceMetrics:
+    """Container Insights on EKS has pod CPU/memory per Kubernetes Service but no desired count:
+    'running below desired' compares running pods with the autoscaler's minimum."""
+    dims = {"ClusterName": cluster_name, "Namespace": namespace, "Service": service}
+    return ServiceMetrics(
+        namespace="ContainerInsights", dimensions=dims,
+        cpu_metric="pod_cpu_utilization_over_pod_limit", memory_metric="pod_memory_utilization_over_pod_limit",
+        running_namespace="ContainerInsights", running_metric="service_number_of_running_pods", desired_count=min_pods,
+    )
+
+
+@dataclass
 class AlarmsArgs:
     cluster_name: pulumi.Input[str]
     service_name: pulumi.Input[str]
     alb_arn_suffix: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
+    service_metrics: Optional[ServiceMetrics] = None  # None: the ECS service's metrics
 
 
 def _metric(id_: str, namespace: str, metric: str, dims: dict, stat: str = "Sum", return_data: bool = False) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
@@ -56,7 +91,13 @@ class Alarms(pulumi.ComponentResource):
 
         lb = {"LoadBalancer": args.alb_arn_suffix}
         tg = {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix}
-        svc = {"ClusterName": args.cluster_name, "ServiceName": args.service_name}
+        sm = args.service_metrics or ecs_service_metrics(args.cluster_name, args.service_name)
+        svc = sm.dimensions
+        if sm.desired_metric:
+            desired = _metric("desired", sm.running_namespace, sm.desired_metric, svc, stat="Average")
+            missing = "desired - running"
+        else:
+            desired, missing = None, f"{sm.desired_count} - running"
         actions = dict(alarm_actions=[topic_arn], ok_actions=[topic_arn])
 
         alarms = [
@@ -98,16 +139,16 @@ class Alarms(pulumi.ComponentResource):
                 comparison_operator="GreaterThanThreshold", threshold=0,
                 evaluation_periods=5, datapoints_to_alarm=5, treat_missing_data="breaching",
                 metric_queries=[
-                    _metric("desired", "ECS/ContainerInsights", "DesiredTaskCount", svc, stat="Average"),
-                    _metric("running", "ECS/ContainerInsights", "RunningTaskCount", svc, stat="Average"),
-                    aws.cloudwatch.MetricAlarmMetricQueryArgs(id="missing", label="desired - running", return_data=True, expression="desired - running"),
+                    *([desired] if desired else []),
+                    _metric("running", sm.running_namespace, sm.running_metric, svc, stat="Average"),
+                    aws.cloudwatch.MetricAlarmMetricQueryArgs(id="missing", label="desired - running", return_data=True, expression=missing),
                 ],
                 **actions, opts=child,
             ),
             aws.cloudwatch.MetricAlarm(
                 f"{name}-cpu-high",
                 alarm_description=f"service CPU above {t.cpu_percent}%",
-                namespace="AWS/ECS", metric_name="CPUUtilization", dimensions=svc, statistic="Average",
+                namespace=sm.namespace, metric_name=sm.cpu_metric, dimensions=svc, statistic="Average",
                 period=PERIOD, evaluation_periods=5, datapoints_to_alarm=3,
                 comparison_operator="GreaterThanThreshold", threshold=t.cpu_percent, treat_missing_data="notBreaching",
                 **actions, opts=child,
@@ -115,7 +156,7 @@ class Alarms(pulumi.ComponentResource):
             aws.cloudwatch.MetricAlarm(
                 f"{name}-memory-high",
                 alarm_description=f"service memory above {t.memory_percent}%",
-                namespace="AWS/ECS", metric_name="MemoryUtilization", dimensions=svc, statistic="Average",
+                namespace=sm.namespace, metric_name=sm.memory_metric, dimensions=svc, statistic="Average",
                 period=PERIOD, evaluation_periods=5, datapoints_to_alarm=3,
                 comparison_operator="GreaterThanThreshold", threshold=t.memory_percent, treat_missing_data="notBreaching",
                 **actions, opts=child,

@@ -753,6 +753,14 @@ def _eks_fargate(c: StackConfig) -> Iterable[Problem]:
         yield P("eksContainerInsights", "must be false with eksNodeMode fargate (the observability add-on runs as DaemonSets, which Fargate does not run)")
 
 
+@rule("target", "eksIdentityMode", "eksInstallExternalSecrets", "secretSource", "secrets")
+def _eks_pod_identity_eso(c: StackConfig) -> Iterable[Problem]:
+    e = c.eks
+    if c.target == "eks" and e.identity_mode == "pod-identity" and c.secrets.source == "aws" and c.secrets.items and not e.install_external_secrets:
+        yield P("eksInstallExternalSecrets", "must be true with eksIdentityMode pod-identity and secretSource aws: the service's role trusts "
+                "the External Secrets controller this stack installs; with a pre-installed operator use eksIdentityMode irsa")
+
+
 @rule("target", "swarmHost", "swarmTlsCaCert", "swarmTlsCert", "swarmTlsKey")
 def _swarm_host(c: StackConfig) -> Iterable[Problem]:
     if c.target != "swarm":
