@@ -151,6 +151,9 @@ def test_write_only_token_cannot_read(offline: Service, module_secrets: Secrets)
         ("POST", "/v1/authorities", b'{"name": "x", "key_algorithm": "dsa-1024"}'),
         ("POST", "/v1/authorities", b'{"name": "x", "validity_days": 0}'),
         ("POST", "/v1/authorities", b"[]"),
+        ("POST", "/v1/authorities", b'{"name": "\\ud800"}'),
+        ("POST", "/v1/authorities", b'{"\\ud800": 1, "name": "x"}'),
+        ("POST", "/v1/authorities", b'{"name": "x", "validity_days": 1e400}'),
         ("POST", "/v1/certificates", b'{"authority_id": "not-a-uuid"}'),
         (
             "POST",
@@ -179,7 +182,9 @@ def test_malformed_requests_are_422(
 ) -> None:
     headers = {**bearer(module_secrets.admin_token), "Content-Type": "application/json"}
     response = offline.client.request(method, path, content=body, headers=headers)
-    assert_json_error(response, 422)
+    errors = assert_json_error(response, 422)["detail"]
+    assert isinstance(errors, list) and errors
+    assert all(set(error) == {"type", "loc", "msg"} for error in errors)  # the input is never echoed
 
 
 def test_oversized_body_is_413(offline: Service, module_secrets: Secrets) -> None:
@@ -234,20 +239,19 @@ def test_no_secret_in_the_log(offline: Service, module_secrets: Secrets) -> None
 
 
 def test_healthcheck_command(offline: Service) -> None:
-    run = [sys.executable, "-m", "csm", "healthcheck"]
-    assert subprocess.run([*run, "--port", str(offline.port)], timeout=30, check=False).returncode == 0
-    assert subprocess.run([*run, "--port", str(free_port()), "--timeout", "1"], timeout=30, check=False).returncode == 1
-    from_config = subprocess.run(run, env=offline.env, timeout=30, check=False)
+    run = [sys.executable, "-m", "csm", "healthcheck", "--timeout", "10"]  # generous: CI machines can be busy
+    assert subprocess.run([*run, "--port", str(offline.port)], timeout=60, check=False).returncode == 0
+    assert subprocess.run([*run, "--port", str(free_port())], timeout=60, check=False).returncode == 1
+    from_config = subprocess.run(run, env=offline.env, timeout=60, check=False)
     assert from_config.returncode == 0
 
 
 def test_sigterm_exits_0(module_secrets: Secrets, tmp_path: Path) -> None:
-    service = Service({**module_secrets.env(), "CSM_CASSANDRA_PORT": str(free_port())}, tmp_path / "csm.log")
+    env = {**module_secrets.env(), "CSM_CASSANDRA_PORT": str(free_port()), "CSM_SHUTDOWN_TIMEOUT": "5"}
+    service = Service(env, tmp_path / "csm.log")
     service.wait_for("/health/live", 200, timeout=30)
-    started = time.monotonic()
     service.process.send_signal(signal.SIGTERM)
-    assert service.process.wait(timeout=20) == 0
-    assert time.monotonic() - started < 10
+    assert service.process.wait(timeout=30) == 0
     service.stop()
     messages = [r["message"] for r in service.log_records()]
     assert "Application shutdown complete." in messages

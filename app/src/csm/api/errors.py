@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from csm.ca import CertificateRequestError, SealError
@@ -21,6 +23,16 @@ RETRY_AFTER_SECONDS = "5"
 
 def problem(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(Problem(detail=detail).model_dump(), status_code, headers=headers)
+
+
+async def _invalid_request(_: Request, error: Exception) -> Response:
+    """FastAPI's 422 body without each error's ``input`` and ``ctx``: echoing the input back can
+    leak what was sent and fails to render for inputs JSON cannot hold (lone surrogates, 1e400)."""
+    if not isinstance(error, RequestValidationError):
+        raise error
+    detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
+    body = json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False)
+    return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
 
 
 async def _bad_request(_: Request, error: Exception) -> JSONResponse:
@@ -61,6 +73,7 @@ async def _unexpected(_: Request, error: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(CertificateRequestError, _bad_request)
     app.add_exception_handler(BadPageToken, _bad_request)
     app.add_exception_handler(NotFound, _not_found)
