@@ -155,9 +155,9 @@ def _bin(name: str) -> str:
     raise ScanError(f"{name} is not installed in {sys.prefix}; run security/scan (it syncs .venv-scan)")
 
 
-def _run(argv: list[str], root: Path, ok_codes=(0, 1)) -> subprocess.CompletedProcess:
+def _run(argv: list[str], root: Path, ok_codes=(0, 1), env: dict | None = None) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(argv, cwd=root, capture_output=True, text=True,  # nosec B603 # argv list from _bin(), no shell
+        proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env,  # nosec B603 # argv list from _bin() or this venv's python, no shell
                               timeout=TOOL_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ScanError(f"{argv[0]} timed out after {TOOL_TIMEOUT}s") from exc
@@ -235,17 +235,22 @@ def run_hadolint(root: Path, files: list[str]) -> ToolReport:
 NO_REASON = {"", "no comment provided"}
 
 
-def run_checkov(root: Path, files: list[str], secrets_files: list[str]) -> list[ToolReport]:
-    all_files = sorted(set(files) | set(secrets_files))
+def run_checkov(root: Path, scanned: dict[str, list[str]], secrets_files: list[str]) -> list[ToolReport]:
+    """`scanned` maps a checkov framework to the files it must check; every file is also secrets-scanned.
+
+    A file its framework produced no result for was not scanned (checkov skips files it cannot
+    parse or that fail its schema, silently): that is a failed check, never a silent pass."""
+    all_files = sorted({f for files in scanned.values() for f in files} | set(secrets_files))
     if not all_files:
         return [ToolReport("checkov", note="nothing to scan")]
-    argv = [_bin("checkov"), "--skip-download", "-o", "json",
-            "--framework", "dockerfile", "kubernetes", "github_actions", "secrets"]
+    argv = [sys.executable, "-m", "security.checkov_compat", "--skip-download", "-o", "json",
+            "--framework", *sorted(set(scanned) | {"secrets"})]
     for f in all_files:
         argv += ["-f", f]
-    data = _json(_run(argv, root), "checkov")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    data = _json(_run(argv, root, env=env), "checkov")
     results = data if isinstance(data, list) else [data]
-    reports: dict[str, ToolReport] = {}
+    reports: dict[str, ToolReport] = {kind: ToolReport(f"checkov/{kind}") for kind in scanned}
     secrets_failed: set[str] = set()
     for res in results:
         if not isinstance(res, dict) or "check_type" not in res:
@@ -253,17 +258,16 @@ def run_checkov(root: Path, files: list[str], secrets_files: list[str]) -> list[
         kind = res["check_type"]
         rep = reports.setdefault(kind, ToolReport(f"checkov/{kind}"))
         body = res.get("results") or {}
-        errors = (res.get("summary") or {}).get("parsing_errors", 0)
-        for path in body.get("parsing_errors", []) if errors else []:
-            rep.findings.append(Finding(rep.tool, "PARSE", str(path).lstrip("/"), 0, "checkov could not parse this file"))
+        for path in body.get("parsing_errors", []):
+            rep.findings.append(Finding(rep.tool, "PARSE", _relpath(root, path), 0, "checkov could not parse this file"))
             rep.checks += 1
             rep.failed += 1
         for item in body.get("passed_checks", []):
             rep.checks += 1
-            rep.targets.append(item["file_path"].lstrip("/"))
+            rep.targets.append(_relpath(root, item["file_path"]))
         for state in ("failed_checks", "skipped_checks"):
             for item in body.get(state, []):
-                target = item["file_path"].lstrip("/")
+                target = _relpath(root, item["file_path"])
                 rep.targets.append(target)
                 reason = None
                 if state == "skipped_checks":
@@ -281,13 +285,31 @@ def run_checkov(root: Path, files: list[str], secrets_files: list[str]) -> list[
                     continue
                 rep.checks += 1
                 rep.failed += 0 if finding.suppressed else 1
+    for kind, files in scanned.items():
+        rep = reports[kind]
+        seen = set(rep.targets) | {f.target for f in rep.findings}
+        for f in files:
+            if f not in seen:
+                rep.findings.append(Finding(rep.tool, "NOT_SCANNED", f, 0,
+                                            f"checkov's {kind} framework produced no result for this file "
+                                            "(unparseable, or rejected by its schema)"))
+                rep.checks += 1
+                rep.failed += 1
+        rep.targets = sorted(set(rep.targets) | set(files))
+        if not files:
+            rep.note = "no file to scan"
     secrets = reports.setdefault("secrets", ToolReport("checkov/secrets"))
     secrets.checks = len(all_files)
     secrets.failed = len(secrets_failed)
     secrets.targets = all_files
-    for rep in reports.values():
-        rep.targets = sorted(set(rep.targets))
     return [reports[k] for k in sorted(reports)]
+
+
+def _relpath(root: Path, path: str) -> str:
+    p = Path(path)
+    if p.is_absolute() and p.is_relative_to(root):
+        return p.relative_to(root).as_posix()
+    return path.lstrip("/")
 
 
 # ------------------------------------------------------------------ compose rules
@@ -444,9 +466,8 @@ def scan(root: Path, render: bool = True) -> list[ToolReport]:
     python = find_python(root)
     reports.append(run_hadolint(root, dockerfiles))
     secrets_scope = dockerfiles + k8s + workflows + [c for c, _, _ in compose] + python + find_config(root)
-    reports += run_checkov(root, dockerfiles + k8s + workflows, secrets_scope)
-    if not k8s:
-        reports.append(ToolReport("checkov/kubernetes", note="no rendered manifests in build/rendered/*/eks"))
+    frameworks = {"dockerfile": dockerfiles, "kubernetes": k8s, "github_actions": workflows}
+    reports += run_checkov(root, frameworks, secrets_scope)
     reports.append(run_compose(root, compose))
     reports.append(run_bandit(root, python))
     return reports
