@@ -47,6 +47,7 @@ PLACEHOLDER_VERSION = "0" * SECRET_VERSION_CHARS
 SECRET_FILE_MODE = 0o400
 TMPFS_MODE = 0o1777
 PIDS_LIMIT = 512
+STOP_MARGIN_SECONDS = 5
 UPDATE_DELAY = "5s"
 RESTART_DELAY = "5s"
 # A replica that fails this often within the window is crash-looping hot: stop restarting it
@@ -154,7 +155,8 @@ def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) ->
             "start_period": _seconds(h.start_period),
             "start_interval": "2s",
         },
-        "stop_grace_period": _seconds(max(spec.drain_seconds, 5)),
+        # The service drains for drain_seconds (CSM_SHUTDOWN_TIMEOUT) after SIGTERM; then a margin to exit.
+        "stop_grace_period": _seconds(spec.drain_seconds + STOP_MARGIN_SECONDS),
         "networks": [NETWORK],
     }
     if mounts:

@@ -19,7 +19,10 @@ from components.stackfiles import load_stack_values
 
 IMAGE = "registry.example.com/csm/csm@sha256:" + "a" * 64
 PROXY = "registry.example.com/csm/swarm-proxy@sha256:" + "b" * 64
-SWARM = {"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm-1.internal"}
+# The stack files' secret lists change with the service; these tests pin their own two.
+SECRETS = ["CSM_CASSANDRA_PASSWORD=csm/dev/cassandra-password",
+           "CSM_MASTER_KEY=arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf"]
+SWARM = {"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm-1.internal", "csm:secrets": SECRETS}
 HOST_MODE = {**SWARM, "csm:swarmPublishMode": "host", "csm:swarmEndpointMode": "dnsrr", "csm:swarmProxyImage": PROXY}
 
 
@@ -67,7 +70,9 @@ def test_replicas_follow_the_desired_count():
 
 
 def test_health_check_is_the_images_healthcheck_command_in_exec_form():
-    assert csm()["healthcheck"]["test"] == ["CMD", "csm", "healthcheck"]
+    _, spec = setup()
+    assert "healthcheck" in spec.health.command
+    assert csm()["healthcheck"]["test"] == ["CMD", *spec.health.command]
 
 
 def test_health_check_timings_come_from_config():
@@ -119,14 +124,14 @@ def test_file_secret_is_mounted_at_its_path():
 
 
 def test_secrets_are_external_and_named_by_the_deployer():
-    names = {"cassandra-password": "csm-cassandra-password-0123456789ab", "ca-key-passphrase": "csm-ca-key-passphrase-ba9876543210"}
+    names = {"cassandra-password": "csm-cassandra-password-0123456789ab", "master-key": "csm-master-key-ba9876543210"}
     secrets = doc(names=names)["secrets"]
     assert secrets == {k: {"external": True, "name": v} for k, v in names.items()}
 
 
 def test_secret_values_never_reach_the_stack_file():
     cfg, spec = setup()
-    values = {"cassandra-password": "hunter2-but-longer-and-random", "ca-key-passphrase": "correct-horse-battery"}
+    values = {"cassandra-password": "hunter2-but-longer-and-random", "master-key": "correct-horse-battery-staple"}
     names = {k: render.versioned_secret_name("csm", k, v) for k, v in values.items()}
     text = render.render_stack(cfg, spec, names)
     assert not any(v in text for v in values.values())
@@ -138,7 +143,7 @@ def test_make_render_shows_zero_versions():
 
 def test_a_missing_secret_name_is_refused():
     cfg, spec = setup()
-    with pytest.raises(ValueError, match="ca-key-passphrase"):
+    with pytest.raises(ValueError, match="master-key"):
         render.render_stack(cfg, spec, {"cassandra-password": "csm-cassandra-password-0123456789ab"})
 
 
@@ -156,7 +161,7 @@ def test_secret_name_fits_dockers_64_characters():
 
 def test_rotating_a_secret_changes_the_stack_file():
     cfg, spec = setup()
-    first = {k: render.versioned_secret_name("csm", k, "v1") for k in ("cassandra-password", "ca-key-passphrase")}
+    first = {k: render.versioned_secret_name("csm", k, "v1") for k in ("cassandra-password", "master-key")}
     second = {**first, "cassandra-password": render.versioned_secret_name("csm", "cassandra-password", "v2")}
     assert render.render_stack(cfg, spec, first) != render.render_stack(cfg, spec, second)
 
@@ -262,7 +267,7 @@ def test_dnsrr_with_the_routing_mesh_is_refused():
 
 
 def test_stop_grace_period_lets_in_flight_requests_drain():
-    assert csm({"csm:serviceDrainSeconds": 25})["stop_grace_period"] == "25s"
+    assert csm({"csm:serviceDrainSeconds": 25})["stop_grace_period"] == "30s"
 
 
 def test_prod_stack_renders_for_swarm_too():

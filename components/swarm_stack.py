@@ -1,0 +1,166 @@
+"""SwarmStack: CSM deployed to a Docker Swarm as one `docker stack`.
+
+- A pulumi-docker ``Provider`` pointed at the Swarm manager (``ssh://``, or ``tcp://`` with
+  TLS material), and one ``docker.Secret`` per secret through it. Docker secrets are
+  immutable, so each is named after a hash of its content (``versioned_secret_name``): a new
+  value is a new secret, which changes the stack file, which rolls the service; Pulumi
+  deletes the old secret after the deploy that stopped using it.
+- The stack file rendered by components/render/swarm.py with the image digest and those
+  secret names: the same renderer and the same bytes as ``make render`` and the end-to-end
+  tests (which deploy it to a real local Swarm).
+- A pulumi-command ``local.Command`` that runs deploy/swarm/stack-deploy with the stack file
+  on standard input (``docker stack deploy --with-registry-auth --prune --detach=false``,
+  failing when an update rolled back), re-run whenever the file's hash changes
+  (``triggers``), and deploy/swarm/stack-rm on destroy.
+- With awslogs on, the CloudWatch log group the driver writes to, with its retention.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+import pulumi_docker as docker
+
+from components.render import swarm as render
+from components.spec import ServiceSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY_SCRIPT = "deploy/swarm/stack-deploy"
+REMOVE_SCRIPT = "deploy/swarm/stack-rm"
+
+
+@dataclass
+class RegistryAuth:
+    server: pulumi.Input[str]
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
+
+
+@dataclass
+class SwarmStackArgs:
+    settings: Any  # the parsed StackConfig: the renderer reads its swarm settings and region
+    spec: ServiceSpec
+    image_ref: pulumi.Input[str]
+    host: str  # ssh://user@host, tcp://host:port (TLS) or unix:///path
+    secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # secret key -> value
+    tls_ca_cert: Optional[pulumi.Input[str]] = None
+    tls_cert: Optional[pulumi.Input[str]] = None
+    tls_key: Optional[pulumi.Input[str]] = None
+    registry: Optional[RegistryAuth] = None
+    deploy_timeout: int = 900
+    log_retention_days: Optional[int] = None  # awslogs: the log group's retention (default: the spec's)
+    deletion_protection: bool = False
+
+
+def file_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def endpoint_host(host: str) -> str:
+    """The address users reach the published port at, from the Docker host URL."""
+    if host.startswith("unix://"):
+        return "127.0.0.1"
+    return urlsplit(host).hostname or host
+
+
+class SwarmStack(pulumi.ComponentResource):
+    stack_name: pulumi.Output[str]
+    stack_file: pulumi.Output[str]
+    secret_names: pulumi.Output[dict]
+    service_url: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SwarmStackArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("csm:swarm:SwarmStack", name, None, opts)
+        cfg, spec = args.settings, args.spec
+        stack = cfg.swarm.stack_name
+        keys = [render.secret_key(s) for s in spec.secrets]
+        missing = sorted(set(keys) - set(args.secret_values))
+        if missing:
+            raise ValueError(f"SwarmStack {name}: no value for secret(s) {', '.join(missing)}")
+        tls = (args.tls_ca_cert, args.tls_cert, args.tls_key)
+        if args.host.startswith("tcp://") and any(t is None for t in tls):
+            raise ValueError(f"SwarmStack {name}: a tcp:// host needs tls_ca_cert, tls_cert and tls_key")
+
+        provider = docker.Provider(
+            f"{name}-docker",
+            host=args.host,
+            ca_material=_secret(args.tls_ca_cert),
+            cert_material=_secret(args.tls_cert),
+            key_material=_secret(args.tls_key),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        names: dict[str, pulumi.Output[str]] = {}
+        secrets: list[pulumi.Resource] = []
+        for key in keys:
+            value = pulumi.Output.secret(args.secret_values[key])
+            versioned = pulumi.Output.unsecret(value.apply(lambda v, k=key: render.versioned_secret_name(stack, k, v)))
+            secret = docker.Secret(
+                f"{name}-secret-{key}",
+                name=versioned,
+                data=value.apply(lambda v: base64.b64encode(v.encode()).decode()),
+                labels=[docker.SecretLabelArgs(label="com.docker.stack.namespace", value=stack),
+                        docker.SecretLabelArgs(label="csm.secret", value=key)],
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+            secrets.append(secret)
+            names[key] = secret.name
+
+        depends: list[pulumi.Resource] = list(secrets)
+        self.log_group_name = pulumi.Output.from_input("")
+        if cfg.swarm.aws_logs:
+            log_group = aws.cloudwatch.LogGroup(
+                f"{name}-logs", name=render.log_group_name(spec),
+                retention_in_days=args.log_retention_days or spec.log_retention_days,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
+            )
+            depends.append(log_group)
+            self.log_group_name = log_group.name
+
+        self.secret_names = pulumi.Output.all(**names) if names else pulumi.Output.from_input({})
+        self.stack_file = pulumi.Output.all(image=args.image_ref, names=self.secret_names).apply(
+            lambda a: render.render_stack(cfg, spec.with_image(a["image"]), a["names"])
+        )
+
+        environment: dict[str, pulumi.Input[str]] = {
+            "DOCKER_HOST": args.host,
+            "CSM_SWARM_DEPLOY_TIMEOUT": str(args.deploy_timeout),
+        }
+        if args.host.startswith("tcp://"):
+            environment.update(CSM_SWARM_TLS_CA=_secret(args.tls_ca_cert), CSM_SWARM_TLS_CERT=_secret(args.tls_cert),
+                               CSM_SWARM_TLS_KEY=_secret(args.tls_key))
+        if args.registry is not None:
+            environment.update(CSM_REGISTRY_SERVER=args.registry.server, CSM_REGISTRY_USER=args.registry.username,
+                               CSM_REGISTRY_PASSWORD=_secret(args.registry.password))
+        deploy_cmd = f"{DEPLOY_SCRIPT} {stack}"
+        self.deploy = command.local.Command(
+            f"{name}-deploy",
+            create=deploy_cmd,
+            update=deploy_cmd,
+            delete=f"{REMOVE_SCRIPT} {stack}",
+            stdin=self.stack_file,
+            dir=str(ROOT),
+            environment=environment,
+            triggers=[self.stack_file.apply(file_hash)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+
+        self.stack_name = pulumi.Output.from_input(stack)
+        url = f"http://{endpoint_host(args.host)}:{cfg.swarm.published_port}"
+        # Known once the deploy converged: a failed or rolled-back rollout fails the command.
+        self.service_url = self.deploy.stdout.apply(lambda _: url)
+        self.register_outputs({
+            "stack_name": self.stack_name, "stack_file": self.stack_file, "secret_names": self.secret_names,
+            "service_url": self.service_url, "log_group_name": self.log_group_name,
+        })
+
+
+def _secret(value: Optional[pulumi.Input[str]]) -> Optional[pulumi.Output[str]]:
+    return None if value is None else pulumi.Output.secret(value)

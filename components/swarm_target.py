@@ -1,0 +1,62 @@
+"""The Docker Swarm target: the stack config mapped onto a SwarmStack (components/swarm_stack.py).
+
+Secret values come from AWS Secrets Manager (csm:secretSource aws: the current version of
+each named secret) or from Pulumi config secrets (csm:secretSource pulumi: ``pulumi config
+set --secret <key> ...``). Images in ECR are pulled by the Swarm nodes with the credential of
+an ECR authorization token, sent along by ``docker stack deploy --with-registry-auth``.
+"""
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import NAMESPACE, StackConfig
+from components.render import swarm as render
+from components.spec import SecretRef, ServiceSpec
+from components.swarm_stack import RegistryAuth, SwarmStack, SwarmStackArgs
+from components.targets import DeployedImage
+
+
+def secret_value(secret: SecretRef, opts: pulumi.InvokeOutputOptions) -> pulumi.Output[str]:
+    if secret.source == "pulumi":
+        return pulumi.Config(NAMESPACE).require_secret(secret.ref)
+    return pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(secret_id=secret.ref, opts=opts).secret_string)
+
+
+def registry_auth(image: DeployedImage, opts: pulumi.InvokeOutputOptions) -> RegistryAuth | None:
+    if image.ecr_repository_arn is None:
+        return None
+    account = pulumi.Output.from_input(image.ecr_repository_arn).apply(lambda arn: arn.split(":")[4])
+    token = aws.ecr.get_authorization_token_output(registry_id=account, opts=opts)
+    return RegistryAuth(server=token.proxy_endpoint, username=token.user_name, password=pulumi.Output.secret(token.password))
+
+
+def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> SwarmStackArgs:
+    providers = opts.providers if isinstance(opts.providers, dict) else {}
+    invoke = pulumi.InvokeOutputOptions(provider=providers.get("aws"))
+    s = cfg.swarm
+    if s.host is None:  # the config rules refuse this; a clear error if someone skips them
+        raise ValueError("csm:swarmHost is required with target swarm")
+    return SwarmStackArgs(
+        settings=cfg,
+        spec=spec,
+        image_ref=image.ref,
+        host=s.host,
+        secret_values={render.secret_key(sec): secret_value(sec, invoke) for sec in spec.secrets},
+        tls_ca_cert=s.tls_ca_cert,
+        tls_cert=s.tls_cert,
+        tls_key=s.tls_key,
+        registry=registry_auth(image, invoke),
+        log_retention_days=cfg.service.log_retention_days,
+        deletion_protection=cfg.general.deletion_protection,
+    )
+
+
+def deploy(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input]:
+    target = SwarmStack(cfg.name, target_args(cfg, spec, image, opts), opts=opts)
+    return {
+        "serviceUrl": target.service_url,
+        "swarmStack": target.stack_name,
+        "swarmSecrets": target.secret_names,
+        "logGroup": target.log_group_name,
+    }
