@@ -8,9 +8,12 @@ checkable in preview, and it runs again, mandatory, on `pulumi up` before the re
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from pulumi_policy import (
@@ -171,11 +174,20 @@ def ecs_task_no_plaintext_secrets(args: ResourceValidationArgs, report_violation
 # ------------------------------------------------------------------ ECR, CloudWatch
 
 def ecr_immutable_scan_on_push(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """IMMUTABLE tags, or IMMUTABLE_WITH_EXCLUSION whose exclusions are literal tags (a registry
+    cache tag such as `buildcache`), never a wildcard that could cover release tags."""
     if args.resource_type != ECR_REPOSITORY:
         return
-    if args.props.get("imageTagMutability") != "IMMUTABLE":
-        report_violation(f"{args.name}: imageTagMutability must be IMMUTABLE "
-                         f"(got {args.props.get('imageTagMutability') or 'MUTABLE (default)'})", args.urn)
+    mutability = args.props.get("imageTagMutability")
+    if mutability == "IMMUTABLE_WITH_EXCLUSION":
+        for f in _list(args.props.get("imageTagMutabilityExclusionFilters")):
+            pattern = str(_get(f, "filter") or "")
+            if not pattern or "*" in pattern:
+                report_violation(f"{args.name}: tag mutability exclusion {pattern!r} must be one literal tag "
+                                 "(such as a build cache tag), not a wildcard", args.urn)
+    elif mutability != "IMMUTABLE":
+        report_violation(f"{args.name}: imageTagMutability must be IMMUTABLE, or IMMUTABLE_WITH_EXCLUSION for a "
+                         f"literal cache tag (got {mutability or 'MUTABLE (default)'})", args.urn)
     if _get(args.props, "imageScanningConfiguration", "scanOnPush") is not True:
         report_violation(f"{args.name}: imageScanningConfiguration.scanOnPush must be true", args.urn)
 
@@ -319,7 +331,87 @@ POLICY_SPECS: list[tuple[str, str, Validator]] = [
 ]
 
 
-def build_policies() -> list[ResourceValidationPolicy]:
-    return [ResourceValidationPolicy(name=name, description=description, validate=validate,
+@dataclass(frozen=True)
+class PolicyException:
+    policy: str
+    resource: str
+    reason: str
+    expires: dt.date
+
+
+class ExceptionsError(ValueError):
+    pass
+
+
+def parse_exceptions(data: Any, source: str = "exceptions") -> list[PolicyException]:
+    """`exceptions:` entries with policy, resource (the Pulumi resource name), reason, expires."""
+    if data is None:
+        return []
+    if not isinstance(data, Mapping) or set(data) - {"exceptions"}:
+        raise ExceptionsError(f"{source}: must be a mapping with a single key 'exceptions' (a list)")
+    raw = data.get("exceptions")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ExceptionsError(f"{source}: 'exceptions' must be a list")
+    names = {name for name, _, _ in POLICY_SPECS}
+    out = []
+    for i, item in enumerate(raw):
+        where = f"{source}: exceptions[{i}]"
+        if not isinstance(item, Mapping) or set(item) != {"policy", "resource", "reason", "expires"}:
+            raise ExceptionsError(f"{where}: needs exactly policy, resource, reason, expires")
+        if item["policy"] not in names:
+            raise ExceptionsError(f"{where}: unknown policy {item['policy']!r} (one of {', '.join(sorted(names))})")
+        reason = " ".join(str(item["reason"] or "").split())
+        if len(reason) < 8:
+            raise ExceptionsError(f"{where}: 'reason' must say why the exception is safe")
+        expires = item["expires"]
+        if isinstance(expires, str):
+            try:
+                expires = dt.date.fromisoformat(expires)
+            except ValueError:
+                expires = None
+        if not isinstance(expires, dt.date):
+            raise ExceptionsError(f"{where}: 'expires' must be a date YYYY-MM-DD")
+        out.append(PolicyException(str(item["policy"]), str(item["resource"]), reason, expires))
+    return out
+
+
+def load_exceptions(path: Path) -> list[PolicyException]:
+    if not path.exists():
+        return []
+    import yaml  # in the pack's requirements; only needed when there is an exceptions file
+
+    try:
+        return parse_exceptions(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    except yaml.YAMLError as exc:
+        raise ExceptionsError(f"{path}: invalid YAML: {exc}") from exc
+
+
+def with_exceptions(policy: str, validate: Validator, exceptions: Sequence[PolicyException],
+                    today: dt.date) -> Validator:
+    """Waives `policy` for the resources named in the exceptions file until each entry expires."""
+    mine = {e.resource: e for e in exceptions if e.policy == policy}
+    if not mine:
+        return validate
+
+    def validate_with_exceptions(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        entry = mine.get(args.name)
+        if entry is None:
+            return validate(args, report_violation)
+        if today > entry.expires:
+            def report_expired(message: str, urn: str | None = None) -> None:
+                report_violation(f"{message} [exception expired on {entry.expires.isoformat()}: {entry.reason}]", urn)
+            return validate(args, report_expired)
+        return validate(args, lambda message, urn=None: None)
+
+    validate_with_exceptions.__name__ = validate.__name__
+    return validate_with_exceptions
+
+
+def build_policies(exceptions: Sequence[PolicyException] = (), today: dt.date | None = None) -> list[ResourceValidationPolicy]:
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return [ResourceValidationPolicy(name=name, description=description,
+                                     validate=with_exceptions(name, validate, exceptions, today),
                                      enforcement_level=EnforcementLevel.MANDATORY)
             for name, description, validate in POLICY_SPECS]

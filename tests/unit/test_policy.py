@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs
@@ -142,7 +143,7 @@ def test_ecr_repository_immutable_with_scan_on_push_passes():
 
 
 @pytest.mark.parametrize("props, expected", [
-    ({"imageScanningConfiguration": {"scanOnPush": True}}, "imageTagMutability must be IMMUTABLE (got MUTABLE (default))"),
+    ({"imageScanningConfiguration": {"scanOnPush": True}}, "(got MUTABLE (default))"),
     ({"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}}, "must be IMMUTABLE"),
     ({"imageTagMutability": "IMMUTABLE"}, "scanOnPush must be true"),
     ({"imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": False}}, "scanOnPush must be true"),
@@ -150,6 +151,21 @@ def test_ecr_repository_immutable_with_scan_on_push_passes():
 def test_ecr_repository_violations(props, expected):
     found = violations(p.ecr_immutable_scan_on_push, p.ECR_REPOSITORY, props, name="csm-repo")
     assert len(found) == 1 and expected in found[0] and found[0].startswith("csm-repo:")
+
+
+def test_ecr_exclusion_of_a_literal_cache_tag_passes():
+    props = {"imageTagMutability": "IMMUTABLE_WITH_EXCLUSION", "imageScanningConfiguration": {"scanOnPush": True},
+             "imageTagMutabilityExclusionFilters": [{"filter": "buildcache", "filterType": "WILDCARD"}]}
+    assert violations(p.ecr_immutable_scan_on_push, p.ECR_REPOSITORY, props) == []
+
+
+@pytest.mark.parametrize("pattern", ["*", "v*", "build*cache", ""])
+def test_ecr_wildcard_exclusion_is_a_violation(pattern):
+    props = {"imageTagMutability": "IMMUTABLE_WITH_EXCLUSION", "imageScanningConfiguration": {"scanOnPush": True},
+             "imageTagMutabilityExclusionFilters": [{"filter": "buildcache", "filterType": "WILDCARD"},
+                                                    {"filter": pattern, "filterType": "WILDCARD"}]}
+    found = violations(p.ecr_immutable_scan_on_push, p.ECR_REPOSITORY, props)
+    assert len(found) == 1 and "must be one literal tag" in found[0]
 
 
 def test_log_group_with_retention_passes():
@@ -336,3 +352,58 @@ def test_pack_has_every_policy_mandatory_with_unique_names():
     assert set(names) == {"ecs-task-read-only-non-root", "ecs-task-no-plaintext-secrets", "ecr-immutable-scan-on-push",
                           "log-group-retention", "no-public-ingress", "kubernetes-pod-restricted", "images-by-digest"}
     assert all(pol.enforcement_level is EnforcementLevel.MANDATORY for pol in policies)
+
+
+# ------------------------------------------------------------------ justified exceptions
+
+EXCEPTIONS = """
+exceptions:
+  - policy: log-group-retention
+    resource: csm-audit-logs
+    reason: the audit trail is kept forever by the compliance team's decision AUD-12
+    expires: 2026-06-30
+"""
+
+
+def test_exception_waives_one_policy_for_one_resource_until_it_expires():
+    import yaml
+
+    entries = p.parse_exceptions(yaml.safe_load(EXCEPTIONS))
+    before, after = p.dt.date(2026, 6, 30), p.dt.date(2026, 7, 1)
+    policy = {pol.name: pol for pol in p.build_policies(entries, today=before)}["log-group-retention"]
+
+    def run(pol, name):
+        found: list[str] = []
+        args = ResourceValidationArgs(p.LOG_GROUP, unknown_checking_proxy({}), f"urn:pulumi:dev::csm::{p.LOG_GROUP}::{name}",
+                                      name, None, None)
+        pol.validate(args, lambda message, urn=None: found.append(message))
+        return found
+
+    assert run(policy, "csm-audit-logs") == []
+    assert len(run(policy, "csm-other-logs")) == 1, "only the named resource is waived"
+    expired = {pol.name: pol for pol in p.build_policies(entries, today=after)}["log-group-retention"]
+    [message] = run(expired, "csm-audit-logs")
+    assert "exception expired on 2026-06-30: the audit trail is kept forever" in message
+
+
+@pytest.mark.parametrize("text, error", [
+    ("- policy: x\n", "single key 'exceptions'"),
+    ("exceptions: {}\n", "'exceptions' must be a list"),
+    ("exceptions:\n  - {policy: log-group-retention, resource: r, reason: long enough reason}\n", "needs exactly"),
+    ("exceptions:\n  - {policy: no-such-policy, resource: r, reason: long enough reason, expires: 2026-01-01}\n",
+     "unknown policy 'no-such-policy'"),
+    ("exceptions:\n  - {policy: log-group-retention, resource: r, reason: short, expires: 2026-01-01}\n",
+     "'reason' must say why"),
+    ("exceptions:\n  - {policy: log-group-retention, resource: r, reason: long enough reason, expires: soon}\n",
+     "'expires' must be a date"),
+])
+def test_malformed_exceptions_are_rejected(text, error):
+    import yaml
+
+    with pytest.raises(p.ExceptionsError, match=re.escape(error)):
+        p.parse_exceptions(yaml.safe_load(text))
+
+
+def test_shipped_exceptions_file_is_valid():
+    path = p.Path(p.__file__).with_name("exceptions.yaml")
+    assert all(e.expires >= p.dt.date.today() for e in p.load_exceptions(path))
