@@ -51,6 +51,10 @@ ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z
 SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$")
 CONFIG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 IMAGE_BY_DIGEST = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$")
+# What app/Dockerfile declares, and the service settings (app/src/csm/config.py) a deployment must feed.
+IMAGE_HEALTHCHECK = ("/opt/venv/bin/python", "-m", "csm", "healthcheck")
+IMAGE_SECRETS_DIR = "/run/secrets"
+REQUIRED_SECRET_SETTINGS = ("master_key", "api_tokens")
 GRAVITON_TYPE = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 
@@ -188,9 +192,17 @@ class ServiceConfig(_Section):
     desired_count: int = _f("serviceDesiredCount", 2, "Number of tasks / replicas / pods to run.", ge=1, le=100)
     architecture: Literal["arm64", "x86_64"] = _f("serviceArchitecture", "arm64", "CPU architecture the service runs on (ECS runtime platform, EKS nodes).")
     env: list[str] = _f("serviceEnv", [], "Extra non-secret environment variables, each 'NAME=value'. Secrets go in csm:secrets.")
-    drain_seconds: int = _f("serviceDrainSeconds", 30, "Seconds a stopping task keeps serving in-flight requests (ALB deregistration delay, stop timeout).", ge=0, le=120)
-    log_level: Literal["debug", "info", "warning", "error"] = _f("serviceLogLevel", "info", "Service log level (CSM_LOG_LEVEL).")
+    drain_seconds: int = _f(
+        "serviceDrainSeconds", 30, "Seconds a stopping task finishes in-flight requests (CSM_SHUTDOWN_TIMEOUT, ALB deregistration delay, stop timeout).",
+        ge=1, le=115,
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("serviceLogLevel", "INFO", "Service log level (CSM_LOG_LEVEL).")
     log_retention_days: int = _f("logRetentionDays", 30, "CloudWatch Logs retention in days (one of CloudWatch's allowed values).")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, level: Any) -> Any:
+        return level.upper() if isinstance(level, str) else level
 
     @field_validator("port")
     @classmethod
@@ -228,7 +240,7 @@ class ServiceConfig(_Section):
 
 class HealthConfig(_Section):
     command: list[str] = _f(
-        "healthCheckCommand", ["csm", "healthcheck"], "Container health check, exec form (no shell in the image): the image's 'csm healthcheck' command.",
+        "healthCheckCommand", list(IMAGE_HEALTHCHECK), "Container health check, exec form (the image has no shell): the image's own HEALTHCHECK command.",
         min_length=1,
     )
     ready_path: str = _f("healthReadyPath", "/health/ready", "HTTP readiness endpoint (ALB target group, Kubernetes readiness probe).", pattern=r"^/[A-Za-z0-9/_.-]*$")
@@ -314,9 +326,15 @@ class CassandraConfig(_Section):
     mode: Literal["keyspaces", "external"] = _f("cassandraMode", "external", "Amazon Keyspaces (IAM, TLS on 9142) or an external Cassandra cluster.")
     contact_points: list[str] = _f("cassandraContactPoints", [], "External mode: Cassandra hosts ('host' or 'host:port').")
     port: int = _f("cassandraPort", 9042, "External mode: CQL port.", ge=1, le=65535)
-    keyspace: str = _f("cassandraKeyspace", "csm", "Keyspace CSM keeps its state in.", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+    keyspace: str = _f("cassandraKeyspace", "csm", "Keyspace CSM keeps its state in.", pattern=r"^[a-z][a-z0-9_]{0,47}$")
     local_dc: Optional[str] = _f("cassandraLocalDc", None, "External mode: the driver's local datacenter (required there).")
     tls: bool = _f("cassandraTls", True, "Connect with TLS (always on for Keyspaces; required in prod).")
+    tls_ca_file: str = _f(
+        "cassandraTlsCaFile", "/etc/ssl/certs/ca-certificates.crt",
+        "CA bundle inside the container that TLS trusts (CSM_CASSANDRA_TLS_CA_FILE): the image's public roots, right for Keyspaces; "
+        "a private CA goes in a file secret (EKS/Swarm) at this path.",
+        pattern=r"^(/[A-Za-z0-9._-]+)+$",
+    )
 
     @field_validator("contact_points")
     @classmethod
@@ -653,6 +671,18 @@ def _secret_targets(c: StackConfig) -> Iterable[Problem]:
                 yield P("secrets", f"item {index}: {entry.ref} is a settings key, not a secret value")
             elif qualify(entry.ref) not in c.present_keys:
                 yield P("secrets", f"item {index}: Pulumi secret config key {qualify(entry.ref)} is not set (pulumi config set --secret {entry.ref} ...)")
+
+
+@rule("secrets", "target")
+def _required_secrets(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "ecs":  # EKS/Swarm deliver secrets their own ways; their rules live with them
+        return
+    fed_env = {e.env for e in c.secrets.entries if e.env}
+    fed_files = {e.path for e in c.secrets.entries if e.path}
+    for setting in REQUIRED_SECRET_SETTINGS:
+        env, path = f"CSM_{setting.upper()}", f"{IMAGE_SECRETS_DIR}/csm_{setting}"
+        if env not in fed_env and path not in fed_files:
+            yield P("secrets", f"must feed {env} (or the file {path}): the service does not start without it")
 
 
 @rule("serviceEnv", "secrets")

@@ -108,6 +108,7 @@ class ImageArgs:
     platforms: Sequence[str] = ("linux/amd64", "linux/arm64")
     context: str = "app"
     dockerfile: str = "app/Dockerfile"
+    target: str = "production"  # app/Dockerfile's final stage (debug is the other)
     scan: bool = True
     scan_policy: str = "prod"
     kms_key_arn: Optional[pulumi.Input[str]] = None
@@ -178,7 +179,8 @@ class Image(pulumi.ComponentResource):
             cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache_ref))],
             cache_to=[docker_build.CacheToArgs(registry=docker_build.CacheToRegistryArgs(
                 ref=cache_ref, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True))],
-            labels={"org.opencontainers.image.version": args.version, "org.opencontainers.image.revision": args.commit},
+            target=args.target,
+            build_args={"VERSION": args.version, "COMMIT": args.commit},
             secrets=args.build_secrets or None,
             opts=child,
         )

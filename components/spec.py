@@ -145,18 +145,19 @@ def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
     else:
         datastore = Datastore(False, cas.keyspace, tuple(cas.contact_points), cas.port, cas.tls)
         local_dc = cas.local_dc or ""
-    # The service's settings (app/src/csm: CSM_* environment variables); serviceEnv may override.
+    # The service's settings (app/src/csm/config.py, CSM_* variables); csm:serviceEnv may override.
     env = {
         "CSM_HOST": "0.0.0.0",
         "CSM_PORT": str(cfg.service.port),
-        "CSM_ENVIRONMENT": cfg.general.environment,
         "CSM_LOG_LEVEL": cfg.service.log_level,
+        "CSM_SHUTDOWN_TIMEOUT": str(cfg.service.drain_seconds),
         "CSM_CASSANDRA_CONTACT_POINTS": ",".join(datastore.contact_points),
         "CSM_CASSANDRA_PORT": str(datastore.port),
         "CSM_CASSANDRA_KEYSPACE": datastore.keyspace,
         "CSM_CASSANDRA_LOCAL_DC": local_dc,
-        "CSM_CASSANDRA_TLS": "true" if datastore.tls else "false",
     }
+    if datastore.tls:
+        env["CSM_CASSANDRA_TLS_CA_FILE"] = cas.tls_ca_file  # setting it is what turns TLS on
     env.update(cfg.service.env_map)
     secrets = tuple(
         SecretRef(name=_secret_name(e.env or e.path or ""), source=cfg.secrets.source, ref=e.ref, env=e.env, path=e.path)

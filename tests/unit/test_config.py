@@ -13,7 +13,9 @@ DEV = {
     "csm:environment": "dev",
     "csm:cassandraContactPoints": ["cassandra-1.internal"],
     "csm:cassandraLocalDc": "dc1",
+    "csm:secrets": ["CSM_MASTER_KEY=csm/master-key", "CSM_API_TOKENS=csm/api-tokens"],
 }
+REQUIRED = DEV["csm:secrets"]
 PROD = {
     **DEV,
     "csm:environment": "prod",
@@ -102,8 +104,9 @@ FIELD_RULES = [
     ({"csm:serviceEnv": ["lower=1"]}, "csm:serviceEnv", "NAME=value"),
     ({"csm:serviceEnv": ["DB_PASSWORD=hunter2"]}, "csm:serviceEnv", "csm:secrets"),
     ({"csm:serviceEnv": ["A=1", "A=2"]}, "csm:serviceEnv", "set twice"),
-    ({"csm:serviceDrainSeconds": 300}, "csm:serviceDrainSeconds", "less than or equal to 120"),
-    ({"csm:serviceLogLevel": "trace"}, "csm:serviceLogLevel", "'debug'"),
+    ({"csm:serviceDrainSeconds": 300}, "csm:serviceDrainSeconds", "less than or equal to 115"),
+    ({"csm:serviceDrainSeconds": 0}, "csm:serviceDrainSeconds", "greater than or equal to 1"),
+    ({"csm:serviceLogLevel": "trace"}, "csm:serviceLogLevel", "'DEBUG'"),
     ({"csm:logRetentionDays": 10}, "csm:logRetentionDays", "must be one of"),
     ({"csm:healthCheckCommand": []}, "csm:healthCheckCommand", "at least 1"),
     ({"csm:healthReadyPath": "health"}, "csm:healthReadyPath", "pattern"),
@@ -130,6 +133,8 @@ FIELD_RULES = [
     ({"csm:cassandraContactPoints": ["bad host"]}, "csm:cassandraContactPoints", "host:port"),
     ({"csm:cassandraPort": 0}, "csm:cassandraPort", "greater than or equal to 1"),
     ({"csm:cassandraKeyspace": "1csm"}, "csm:cassandraKeyspace", "pattern"),
+    ({"csm:cassandraKeyspace": "CSM"}, "csm:cassandraKeyspace", "pattern"),
+    ({"csm:cassandraTlsCaFile": "certs/ca.pem"}, "csm:cassandraTlsCaFile", "pattern"),
     ({"csm:cassandraTls": "yes please"}, "csm:cassandraTls", "boolean"),
     ({"csm:vpcId": "vpc_123"}, "csm:vpcId", "pattern"),
     ({"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["sn-1", "subnet-0123456789abcdef1"]}, "csm:publicSubnetIds", "not a subnet id"),
@@ -230,7 +235,9 @@ CROSS_RULES = [
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": [f"A={ARN}"]}, "csm:secrets", "must name a Pulumi config key"),
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": ["A=dbPassword"]}, "csm:secrets", "is not set"),
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": ["A=servicePort"]}, "csm:secrets", "settings key"),
-    (DEV, {"csm:serviceEnv": ["CSM_DB=1"], "csm:secrets": ["CSM_DB=csm/db"]}, "csm:serviceEnv", "also fed by csm:secrets"),
+    (DEV, {"csm:secrets": ["CSM_API_TOKENS=csm/api-tokens"]}, "csm:secrets", "must feed CSM_MASTER_KEY"),
+    (DEV, {"csm:secrets": ["CSM_MASTER_KEY=csm/master-key"]}, "csm:secrets", "must feed CSM_API_TOKENS"),
+    (DEV, {"csm:serviceEnv": ["CSM_DB=1"], "csm:secrets": ["CSM_DB=csm/db", *REQUIRED]}, "csm:serviceEnv", "also fed by csm:secrets"),
     (DEV, {"csm:cassandraContactPoints": []}, "csm:cassandraContactPoints", "at least one host"),
     (DEV, {"csm:cassandraLocalDc": ""}, "csm:cassandraLocalDc", "required with cassandraMode external"),
     (DEV, {"csm:cassandraMode": "keyspaces"}, "csm:cassandraContactPoints", "must be empty with cassandraMode keyspaces"),
@@ -264,9 +271,10 @@ def test_cross_rule_names_the_key(base, overrides, key, fragment):
 
 def test_pulumi_secret_refs_are_accepted_when_set():
     values = {**DEV, "csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi",
-              "csm:secrets": ["CSM_DB_PASSWORD=dbPassword"], "csm:dbPassword": "<secret>"}
+              "csm:secrets": ["CSM_MASTER_KEY=masterKey", "/run/secrets/csm_api_tokens=apiTokens"],
+              "csm:masterKey": "<secret>", "csm:apiTokens": "<secret>"}
     cfg = StackConfig.load(values)
-    assert cfg.pulumi_secret_keys == ["dbPassword"]
+    assert cfg.pulumi_secret_keys == ["masterKey", "apiTokens"]
 
 
 def test_other_namespaces_are_not_ours_to_check():

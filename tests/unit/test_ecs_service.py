@@ -113,7 +113,7 @@ def test_deployed_container_uses_the_image_digest_and_secret_arns(rec):
 def test_deployed_container_hardening(rec):
     c = json.loads(taskdef(rec)["containerDefinitions"])[0]
     assert (c["user"], c["readonlyRootFilesystem"], c["linuxParameters"]["capabilities"]["drop"]) == ("65532:65532", True, ["ALL"])
-    assert c["healthCheck"]["command"] == ["CMD", "csm", "healthcheck"]
+    assert c["healthCheck"]["command"] == ["CMD", "/opt/venv/bin/python", "-m", "csm", "healthcheck"]
     assert c["logConfiguration"]["options"]["awslogs-group"] == "/ecs/csm-prod"
 
 

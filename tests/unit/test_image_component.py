@@ -88,6 +88,11 @@ def test_release_tag_is_version_and_commit(built):
     assert built[0].one("docker-build:index:Index").inputs["tag"].endswith("/csm:1.0.0-0123abcd4567")
 
 
+def test_build_passes_version_and_commit_and_builds_the_production_stage(built):
+    b = build(built)
+    assert b["buildArgs"] == {"VERSION": "1.0.0", "COMMIT": "0123abcd4567"} and b["target"] == "production"
+
+
 def test_build_authenticates_to_ecr_with_a_token(built):
     reg = build(built)["registries"][0]
     assert reg["address"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com" and reg["username"] == "AWS"

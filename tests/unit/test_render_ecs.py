@@ -93,7 +93,7 @@ def test_tmp_is_a_writable_task_volume():
 
 def test_health_check_is_the_images_healthcheck_command_in_exec_form():
     hc = container()["healthCheck"]
-    assert hc["command"] == ["CMD", "csm", "healthcheck"]
+    assert hc["command"] == ["CMD", "/opt/venv/bin/python", "-m", "csm", "healthcheck"]
     assert (hc["interval"], hc["timeout"], hc["retries"], hc["startPeriod"]) == (15, 5, 3, 30)
 
 
@@ -101,7 +101,7 @@ def test_secrets_come_from_value_from_never_plain_environment():
     c = container()
     env_names = {e["name"] for e in c["environment"]}
     secret_names = {s["name"] for s in c["secrets"]}
-    assert secret_names == {"CSM_CASSANDRA_USERNAME", "CSM_CASSANDRA_PASSWORD", "CSM_CA_KEY_PASSPHRASE"}
+    assert secret_names == {"CSM_MASTER_KEY", "CSM_API_TOKENS", "CSM_CASSANDRA_USERNAME", "CSM_CASSANDRA_PASSWORD"}
     assert not env_names & secret_names
     assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in c["secrets"])
 
@@ -109,7 +109,7 @@ def test_secrets_come_from_value_from_never_plain_environment():
 def test_secret_arn_is_used_as_given():
     c = container("dev")
     arns = {s["name"]: s["valueFrom"] for s in c["secrets"]}
-    assert arns["CSM_CA_KEY_PASSPHRASE"] == "arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/ca-key-passphrase-AbCdEf"
+    assert arns["CSM_MASTER_KEY"] == "arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf"
 
 
 def test_secret_names_need_a_resolved_arn():
@@ -150,7 +150,14 @@ def test_fargate_task_sizes_are_strings_from_config():
 def test_keyspaces_endpoint_in_environment():
     env = {e["name"]: e["value"] for e in container("prod")["environment"]}
     assert env["CSM_CASSANDRA_CONTACT_POINTS"] == "cassandra.eu-west-1.amazonaws.com"
-    assert (env["CSM_CASSANDRA_PORT"], env["CSM_CASSANDRA_TLS"]) == ("9142", "true")
+    assert (env["CSM_CASSANDRA_PORT"], env["CSM_CASSANDRA_TLS_CA_FILE"]) == ("9142", "/etc/ssl/certs/ca-certificates.crt")
+
+
+def test_environment_only_sets_service_settings():
+    env = {e["name"]: e["value"] for e in container("dev")["environment"]}
+    assert set(env) == {"CSM_HOST", "CSM_PORT", "CSM_LOG_LEVEL", "CSM_SHUTDOWN_TIMEOUT", "CSM_CASSANDRA_CONTACT_POINTS",
+                        "CSM_CASSANDRA_PORT", "CSM_CASSANDRA_KEYSPACE", "CSM_CASSANDRA_LOCAL_DC", "CSM_CASSANDRA_TLS_CA_FILE"}
+    assert env["CSM_SHUTDOWN_TIMEOUT"] == "30" and container("dev")["stopTimeout"] == 35
 
 
 def test_ecs_renderer_is_registered():
