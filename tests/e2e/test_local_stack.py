@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -22,7 +23,6 @@ HARNESS = ROOT / "localengine" / "csm-local"
 SECRETS = ROOT / ".local" / "secrets"
 BASE_URL = "http://127.0.0.1:8000"
 PROJECT = "csm"
-VOLUME = f"{PROJECT}_cassandra-data"
 UP_TIMEOUT = 900  # a cold `up` may still have images to build
 
 
@@ -123,9 +123,11 @@ def test_certificate_survives_down_and_up(stack):
 
     _harness("down", timeout=180)
     assert not any(c.get("State") == "running" for c in _containers()), "containers still running after down"
+    volume = re.search(r"^Data: +volume (\S+)$", stack.stdout, re.MULTILINE)
+    assert volume, f"up did not say which volume holds the data:\n{stack.stdout}"
     volumes = subprocess.run(["docker", "volume", "ls", "--format", "{{.Name}}"], capture_output=True, text=True,
                              check=True, timeout=30).stdout.split()
-    assert VOLUME in volumes, f"down removed the data volume {VOLUME}"
+    assert volume.group(1) in volumes, f"down removed the data volume {volume.group(1)}"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{BASE_URL}/health/live", timeout=3)
 
