@@ -167,6 +167,7 @@ def test_write_only_token_cannot_read(offline: Service, module_secrets: Secrets)
         ),
         ("POST", "/v1/certificates", b'{"authority_id": "00000000-0000-0000-0000-000000000000", "kind": "admin"}'),
         ("POST", "/v1/certificates/not-a-uuid/revoke", b"{}"),
+        ("GET", "/v1/certificates?page_token=not%20a%20token", None),
         ("POST", "/v1/certificates/00000000-0000-0000-0000-000000000000/revoke", b'{"reason": "bored"}'),
         ("GET", "/v1/certificates/not-a-uuid", None),
         ("GET", "/v1/authorities/12345", None),

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, StringConstraints, WithJsonSchema
 
 from csm.ca import CertificateKind, KeyAlgorithm
 
@@ -15,6 +15,10 @@ _HOSTNAME = r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9
 
 CommonName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
 DnsName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=_HOSTNAME)]
+IpAddress = Annotated[
+    IPvAnyAddress,
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}),
+]
 RevocationReason = Literal[
     "unspecified",
     "key_compromise",
@@ -60,7 +64,7 @@ class CertificateIssue(_Request):
     kind: CertificateKind = Field("node", description="node: server and client auth; client: client auth")
     common_name: CommonName | None = Field(None, description="defaults to the CSR's")
     dns_names: list[DnsName] = Field([], max_length=MAX_SANS, description="defaults to the CSR's")
-    ip_addresses: list[IPvAnyAddress] = Field([], max_length=MAX_SANS, description="defaults to the CSR's")
+    ip_addresses: list[IpAddress] = Field([], max_length=MAX_SANS, description="defaults to the CSR's")
     validity_days: int = Field(90, ge=1, description="at most the service's max_validity_days")
     csr_pem: str | None = Field(None, max_length=16384, description="PEM CSR; without one the service makes the key")
     key_algorithm: KeyAlgorithm | None = Field(None, description="for a service-made key; ecdsa-p256 if not given")

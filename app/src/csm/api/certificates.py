@@ -14,6 +14,7 @@ from csm.tokens import Principal
 router = APIRouter(prefix="/v1/certificates", tags=["certificates"], responses=responses(401, 403, 503))
 
 PAGE_TOKEN_MAX = 4096
+PAGE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # noqa: S105 (a pattern, not a secret)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 404, 413))
@@ -34,7 +35,7 @@ async def list_certificates(
         int | None, Query(ge=0, le=36500, description="only valid certificates expiring within this many days")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    page_token: Annotated[str | None, Query(max_length=PAGE_TOKEN_MAX)] = None,
+    page_token: Annotated[str | None, Query(max_length=PAGE_TOKEN_MAX, pattern=PAGE_TOKEN_PATTERN)] = None,
 ) -> CertificatePage:
     items, next_token = await service.certificates(authority_id, expiring_within_days, limit, page_token)
     return CertificatePage(items=items, next_page_token=next_token)
@@ -47,7 +48,7 @@ async def get_certificate(
     return await service.certificate(certificate_id)
 
 
-@router.post("/{certificate_id}/revoke", responses=responses(404, 409, 413))
+@router.post("/{certificate_id}/revoke", responses=responses(400, 404, 409, 413))
 async def revoke_certificate(
     certificate_id: UUID,
     body: RevokeRequest,
