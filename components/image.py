@@ -15,6 +15,7 @@ uses ``ref`` = ``<release repository>@sha256:<digest>``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -31,6 +32,7 @@ import pulumi_command as command
 import pulumi_docker_build as docker_build
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE_TAG = "buildcache"
 
 
 def app_version(root: Path = ROOT) -> str:
@@ -38,19 +40,30 @@ def app_version(root: Path = ROOT) -> str:
 
 
 def git_commit(root: Path = ROOT, context: str = "app") -> str:
-    """Short commit of HEAD, with ``-dirty`` when the build context has uncommitted changes.
+    """Short commit of HEAD; with uncommitted changes in the build context, ``<sha>-dirty-<hash>``
+    where the hash covers those changes, so immutable tags never collide across edits.
 
     ``GITHUB_SHA`` wins in CI. Local only: git never talks to a remote here.
     """
     sha = os.environ.get("GITHUB_SHA", "")
     if sha:
         return sha[:12]
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=root, check=True, capture_output=True, text=True).stdout
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", context], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+        sha = git("rev-parse", "--short=12", "HEAD").strip()
+        changed = git("diff", "HEAD", "--", context)
+        untracked = git("ls-files", "--others", "--exclude-standard", "--", context).split()
     except (OSError, subprocess.CalledProcessError):
         return "nogit"
-    return f"{sha}-dirty" if dirty else sha
+    if not changed and not untracked:
+        return sha
+    digest = hashlib.sha256(changed.encode())
+    for path in sorted(untracked):
+        digest.update(path.encode() + b"\0" + (root / path).read_bytes())
+    return f"{sha}-dirty-{digest.hexdigest()[:8]}"
 
 
 def lifecycle_policy(keep_images: int, untagged_expiry_days: int) -> str:
@@ -150,7 +163,11 @@ class Image(pulumi.ComponentResource):
         staging = aws.ecr.Repository(
             f"{name}-staging",
             name=pulumi.Output.concat(args.repository_name, "-staging"),
-            image_tag_mutability="MUTABLE",  # the build cache tag is rewritten on every build
+            # Staged builds are immutable too; only the registry cache tag is rewritten by every build.
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(filter=CACHE_TAG, filter_type="WILDCARD"),
+            ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=encryption,
             force_delete=True,
@@ -165,7 +182,7 @@ class Image(pulumi.ComponentResource):
             password=token.password,
         )
         self.tag = f"{args.version}-{args.commit}"
-        cache_ref = staging.repository_url.apply(lambda url: f"{url}:buildcache")
+        cache_ref = staging.repository_url.apply(lambda url: f"{url}:{CACHE_TAG}")
 
         build = docker_build.Image(
             f"{name}-build",

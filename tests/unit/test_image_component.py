@@ -35,6 +35,27 @@ def test_release_repository_has_immutable_tags(built):
     assert r["imageTagMutability"] == "IMMUTABLE", "csm-image-repo: tags must be immutable"
 
 
+def test_staging_repository_is_immutable_except_the_cache_tag(built):
+    r = repo(built, "csm-image-staging")
+    assert r["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert r["imageTagMutabilityExclusionFilters"] == [{"filter": "buildcache", "filterType": "WILDCARD"}]
+
+
+def test_git_commit_marks_and_hashes_uncommitted_changes(tmp_path, monkeypatch):
+    import subprocess
+    from components.image import git_commit
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    run("init", "-q"); (tmp_path / "app").mkdir(); (tmp_path / "app" / "f").write_text("1")
+    run("add", "."); run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 12 and "dirty" not in clean
+    (tmp_path / "app" / "f").write_text("2")
+    first = git_commit(tmp_path)
+    (tmp_path / "app" / "f").write_text("3")
+    assert first.startswith(clean + "-dirty-") and git_commit(tmp_path) != first
+
+
 def test_release_repository_scans_on_push(built):
     assert repo(built, "csm-image-repo")["imageScanningConfiguration"] == {"scanOnPush": True}
 
