@@ -45,6 +45,9 @@ class Finding:
     message: str
     suppressed_reason: str | None = None
 
+    def __post_init__(self) -> None:
+        self.message = " ".join(self.message.split())  # one line per finding, whatever the tool printed
+
     @property
     def suppressed(self) -> bool:
         return self.suppressed_reason is not None
