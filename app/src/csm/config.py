@@ -21,7 +21,6 @@ from pydantic import (
     FilePath,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -94,7 +93,8 @@ class Settings(BaseSettings):
     secrets_dir: Path = Field(DEFAULT_SECRETS_DIR, description="directory of secret files named csm_<setting>")
 
     # HTTP server
-    host: str = Field("0.0.0.0", min_length=1, description="listen address")  # noqa: S104 (a container listens on all interfaces)
+    # A container listens on all its interfaces.
+    host: str = Field("0.0.0.0", min_length=1, description="listen address")  # noqa: S104
     port: int = Field(8000, ge=1, le=65535, description="listen port")
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     max_request_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024, description="largest accepted request body")
@@ -150,7 +150,7 @@ class Settings(BaseSettings):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _file_was_readable(cls, value: Any, info: ValidationInfo) -> Any:
+    def _file_was_readable(cls, value: Any) -> Any:
         if isinstance(value, _UnreadableFile):
             raise ValueError(f"{value.variable}: {value.reason}")
         return value
@@ -187,12 +187,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
+        def both(a: str, b: str) -> str:
+            return f"{a} and {b} ({ENV_PREFIX}{a.upper()}, {ENV_PREFIX}{b.upper()}) must be set together"
+
         if (self.cassandra_username is None) != (self.cassandra_password is None):
-            raise ValueError("cassandra_username and cassandra_password must be set together")
+            raise ValueError(both("cassandra_username", "cassandra_password"))
         if (self.cassandra_tls_cert_file is None) != (self.cassandra_tls_key_file is None):
-            raise ValueError("cassandra_tls_cert_file and cassandra_tls_key_file must be set together")
+            raise ValueError(both("cassandra_tls_cert_file", "cassandra_tls_key_file"))
         if self.cassandra_tls_cert_file is not None and self.cassandra_tls_ca_file is None:
-            raise ValueError("cassandra_tls_cert_file needs cassandra_tls_ca_file (TLS is on only with a CA bundle)")
+            raise ValueError(
+                "cassandra_tls_cert_file needs cassandra_tls_ca_file (CSM_CASSANDRA_TLS_CA_FILE): TLS needs a CA"
+            )
         return self
 
     @property
