@@ -84,7 +84,7 @@ class Database:
             port=s.cassandra_port,
             protocol_version=ProtocolVersion.V5,
             auth_provider=auth,
-            ssl_context=self._ssl_context(),
+            ssl_context=self.ssl_context(),
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             reconnection_policy=ExponentialReconnectionPolicy(base_delay=BACKOFF_FIRST, max_delay=BACKOFF_MAX),
             connect_timeout=s.cassandra_connect_timeout,
@@ -93,7 +93,7 @@ class Database:
             idle_heartbeat_timeout=5,
         )
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
+    def ssl_context(self) -> ssl.SSLContext | None:
         s = self._settings
         if s.cassandra_tls_ca_file is None:
             return None
