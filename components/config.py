@@ -87,7 +87,7 @@ def qualify(key: str) -> str:
 
 
 def _f(key: str, default: Any = ..., description: str = "", secret: bool = False, **kw: Any) -> Any:
-    extra = {"secret": True} if secret else None
+    extra = {"secret": True} if secret else None  # nosec B105 # flags a key as secret in Pulumi.yaml; holds no secret
     return Field(default, alias=key, description=description, json_schema_extra=extra, **kw)
 
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import shlex
-import subprocess
+import subprocess  # nosec B404 # only git, with fixed argv lists and no shell
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -50,7 +50,7 @@ def git_commit(root: Path = ROOT, context: str = "app") -> str:
         return sha[:12]
 
     def git(*argv: str) -> str:
-        return subprocess.run(["git", *argv], cwd=root, check=True, capture_output=True, text=True).stdout
+        return subprocess.run(["git", *argv], cwd=root, check=True, capture_output=True, text=True).stdout  # nosec B603 B607 # fixed git argv, no shell
 
     try:
         sha = git("rev-parse", "--short=12", "HEAD").strip()

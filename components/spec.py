@@ -73,7 +73,7 @@ class Security:
     uid: int = UID
     gid: int = GID
     read_only_root_fs: bool = True
-    tmpfs_paths: tuple[str, ...] = ("/tmp",)
+    tmpfs_paths: tuple[str, ...] = ("/tmp",)  # nosec B108 # the container's writable tmpfs mount point, not a host temp file
     tmpfs_size_mib: int = 64
     drop_capabilities: tuple[str, ...] = ("ALL",)
     no_new_privileges: bool = True
@@ -147,7 +147,7 @@ def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
         local_dc = cas.local_dc or ""
     # The service's settings (app/src/csm/config.py, CSM_* variables); csm:serviceEnv may override.
     env = {
-        "CSM_HOST": "0.0.0.0",
+        "CSM_HOST": "0.0.0.0",  # nosec B104 # listens on the container's interfaces; only the load balancer's security group reaches it
         "CSM_PORT": str(cfg.service.port),
         "CSM_LOG_LEVEL": cfg.service.log_level,
         "CSM_SHUTDOWN_TIMEOUT": str(cfg.service.drain_seconds),

@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "csm"
-SECRET_PLACEHOLDER = "<secret>"
+SECRET_PLACEHOLDER = "<secret>"  # nosec B105 # stands in for an encrypted value; not a secret
 
 
 def project_file(root: Path = ROOT) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def secret_arn_placeholder(ref: str, region: Optional[str]) -> str:
 
 
 def tmp_volume_name(path: str) -> str:
-    return "tmp" if path == "/tmp" else "tmpfs" + path.replace("/", "-")
+    return "tmp" if path == "/tmp" else "tmpfs" + path.replace("/", "-")  # nosec B108 # a path inside the container (its tmpfs volume), not a host temp file
 
 
 def container_definitions(
