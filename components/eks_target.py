@@ -47,14 +47,14 @@ def role_statements(spec: ServiceSpec, options: render.KubernetesOptions, secret
                     region: str, account_id: str) -> list[dict]:
     """What the service's ServiceAccount role may do: read its own secrets (ESO reads them as this
     role) and, with Keyspaces, its own keyspace."""
-    statements = secrets_policy(secret_arns=secret_arns, kms_key_arns=kms_key_arns, region=region) if options.secret_mode == "external-secrets" else []
+    statements = secrets_policy(secret_arns=secret_arns, kms_key_arns=kms_key_arns, region=region) if options.external_secrets else []
     keyspaces = task_policy(keyspaces=spec.datastore.keyspaces, keyspace=spec.datastore.keyspace, region=region,
                             account_id=account_id, execute_command=False)
     return statements + (keyspaces["Statement"] if keyspaces else [])
 
 
 def needs_role(spec: ServiceSpec, options: render.KubernetesOptions) -> bool:
-    return bool(spec.secrets and options.secret_mode == "external-secrets") or spec.datastore.keyspaces
+    return bool(spec.secrets and options.external_secrets) or spec.datastore.keyspaces
 
 
 class EksTarget(pulumi.ComponentResource):
@@ -77,7 +77,7 @@ class EksTarget(pulumi.ComponentResource):
         ready: list[pulumi.Resource] = list(cluster.workers)
 
         eso_role: list[pulumi.Output[str]] = []
-        uses_eso = options.secret_mode == "external-secrets" and bool(spec.secrets)
+        uses_eso = options.external_secrets and bool(spec.secrets)
         if uses_eso and args.install_external_secrets:
             eso = ExternalSecretsOperator(f"{name}-eso", ExternalSecretsArgs(
                 identity_mode=options.identity_mode, cluster_name=cluster.cluster_name, kubernetes_version=options.kubernetes_version,
@@ -92,7 +92,7 @@ class EksTarget(pulumi.ComponentResource):
                 aws.secretsmanager.get_secret_output(arn=s.ref, opts=invoke).arn if s.is_arn
                 else aws.secretsmanager.get_secret_output(name=s.ref, opts=invoke).arn
                 for s in spec.secrets
-            ] if options.secret_mode == "external-secrets" else []
+            ] if options.external_secrets else []
             account = aws.get_caller_identity_output(opts=invoke).account_id
             statements = pulumi.Output.all(account, pulumi.Output.all(*arns)).apply(
                 lambda a: role_statements(spec, options, a[1], args.kms_key_arns, args.region, a[0]))

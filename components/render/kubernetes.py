@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from components.config import StackConfig
 
 ACCOUNT_PLACEHOLDER = "000000000000"
-SECRET_KEY = "value"
+SECRET_KEY = "value"  # nosec B105 # the data key inside each Secret, not a secret value
 ESO_API = "external-secrets.io/v1"
 ESO_NAMESPACE = "external-secrets"
 ESO_SERVICE_ACCOUNT = "external-secrets"
@@ -58,6 +58,10 @@ class KubernetesOptions:
     deletion_protection: bool = False
     zone_spread_required: bool = False  # prod: DoNotSchedule across zones
     eso_refresh: str = "1h"
+
+    @property
+    def external_secrets(self) -> bool:
+        return self.secret_mode == "external-secrets"  # nosec B105 # compares a mode name, holds no secret
 
 
 def options_from_config(cfg: "StackConfig", role_arn: Optional[str] = None) -> KubernetesOptions:
@@ -201,7 +205,7 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
         for s in spec.secrets if s.env
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "tmp" if p == "/tmp" else "tmp" + p.replace("/", "-"), "emptyDir": {"sizeLimit": f"{sec.tmpfs_size_mib}Mi"}}
+        {"name": "tmp" if p == "/tmp" else "tmp" + p.replace("/", "-"), "emptyDir": {"sizeLimit": f"{sec.tmpfs_size_mib}Mi"}}  # nosec B108 # the pod's own emptyDir at /tmp, not a host temp file
         for p in sec.tmpfs_paths
     ]
     mounts: list[dict[str, Any]] = [{"name": v["name"], "mountPath": p} for v, p in zip(volumes, sec.tmpfs_paths)]
@@ -409,7 +413,7 @@ def network_policies(spec: ServiceSpec, opts: KubernetesOptions) -> list[dict[st
 def render_objects(spec: ServiceSpec, opts: KubernetesOptions) -> list[dict[str, Any]]:
     objects = [namespace(spec, opts), service_account(spec, opts), config_map(spec, opts)]
     if spec.secrets:
-        if opts.secret_mode == "external-secrets":
+        if opts.external_secrets:
             objects.append(secret_store(spec, opts))
             objects += [external_secret(spec, opts, s) for s in spec.secrets]
         else:
