@@ -156,7 +156,7 @@ class ImageConfig(_Section):
         min_length=1,
     )
     version: Optional[str] = _f(
-        "imageVersion", None, "Version tag; empty = the version in app/pyproject.toml. The image is tagged '<version>' and '<version>-<git sha>', never 'latest'.",
+        "imageVersion", None, "Version part of the tag; empty = the version in app/pyproject.toml. Images are tagged '<version>-<git sha>' (plus '-dirty-<hash>' for uncommitted changes), never 'latest'.",
         pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$",
     )
     ref: Optional[str] = _f(
