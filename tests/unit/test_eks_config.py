@@ -40,3 +40,15 @@ def test_managed_nodes_may_run_arm64_with_pod_identity():
     cfg = load(**{"csm:eksNodeMode": "managed", "csm:serviceArchitecture": "arm64", "csm:imagePlatforms": ["linux/arm64"],
                   "csm:eksIdentityMode": "pod-identity", "csm:eksContainerInsights": True})
     assert cfg.eks.identity_mode == "pod-identity"
+
+
+def test_pod_identity_with_aws_secrets_needs_the_operator_this_stack_installs():
+    values = {**load_stack_values("prod"), "csm:target": "eks", "csm:eksIdentityMode": "pod-identity", "csm:eksInstallExternalSecrets": False}
+    with pytest.raises(ConfigError) as err:
+        StackConfig.load(values, stack="prod")
+    assert "csm:eksInstallExternalSecrets" in err.value.keys, err.value
+
+
+def test_irsa_works_with_a_pre_installed_operator():
+    values = {**load_stack_values("prod"), "csm:target": "eks", "csm:eksInstallExternalSecrets": False}
+    assert StackConfig.load(values, stack="prod").eks.install_external_secrets is False
