@@ -94,7 +94,7 @@ class Settings(BaseSettings):
 
     # HTTP server
     # A container listens on all its interfaces.
-    host: str = Field("0.0.0.0", min_length=1, description="listen address")  # noqa: S104
+    host: str = Field("0.0.0.0", min_length=1, description="listen address")  # noqa: S104  # nosec B104 - a container listens on all its interfaces
     port: int = Field(8000, ge=1, le=65535, description="listen port")
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     max_request_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024, description="largest accepted request body")
