@@ -1,7 +1,7 @@
 """Swarm renderer: the stack file carries every rule of the Swarm target (one rule per test).
 
 That `docker stack deploy` accepts and honours it is checked on the real engine
-(tests/integration/test_swarm_stack_config.py, tests/e2e/test_swarm.py)."""
+(tests/e2e/test_swarm.py: `docker stack config` shows no ignored key, and the stack runs)."""
 from __future__ import annotations
 
 import functools
