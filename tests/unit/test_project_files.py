@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from components import render_all
-from components.config import KEYS, StackConfig, pulumi_project_config, render_pulumi_yaml
+from components.config import KEYS, StackConfig, pulumi_project_config, render_markdown, render_pulumi_yaml
 from components.stackfiles import ROOT, load_stack_values
 
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
@@ -16,6 +16,17 @@ PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 
 def test_pulumi_yaml_is_generated_from_the_model():
     assert (ROOT / "Pulumi.yaml").read_text() == render_pulumi_yaml(), "regenerate: python -m components.config pulumi-yaml > Pulumi.yaml"
+
+
+def test_stack_config_reference_is_generated_from_the_model():
+    doc = ROOT / "docs" / "stack-config.md"
+    assert doc.read_text() == render_markdown(), "regenerate: python -m components.config markdown > docs/stack-config.md"
+
+
+def test_stack_config_reference_lists_every_key():
+    text = render_markdown()
+    missing = [key for key in PROJECT["config"] if f"| `csm:{key}` |" not in text]
+    assert not missing, f"docs/stack-config.md lacks {missing}"
 
 
 def test_python_runtime_uses_the_project_virtualenv():
