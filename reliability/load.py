@@ -277,6 +277,10 @@ class Load:
             raise RuntimeError(f"the load generator crashed: {self.crashed!r}") from self.crashed
         return self.stats()
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def snapshot(self) -> list[Sample]:
         with self._lock:
             return list(self.samples)

@@ -13,7 +13,7 @@ import base64
 import contextlib
 import json
 import os
-import secrets as random
+from secrets import token_bytes, token_hex, token_urlsafe
 import shutil
 import socket
 import subprocess
@@ -257,9 +257,9 @@ class Stack:
         self.secrets.parent.chmod(0o700)
         self.secrets.chmod(0o700)
         generated = {
-            "api_token": lambda: random.token_urlsafe(32),
-            "master_key": lambda: base64.b64encode(random.token_bytes(32)).decode(),
-            "cassandra_superuser_password": lambda: random.token_hex(24),
+            "api_token": lambda: token_urlsafe(32),
+            "master_key": lambda: base64.b64encode(token_bytes(32)).decode(),
+            "cassandra_superuser_password": lambda: token_hex(24),
         }
         for name, make in generated.items():
             path = self.secrets / name
