@@ -106,7 +106,8 @@ class SwarmStack(pulumi.ComponentResource):
                 f"{name}-secret-{key}",
                 name=versioned,
                 data=value.apply(lambda v: base64.b64encode(v.encode()).decode()),
-                labels=[docker.SecretLabelArgs(label="com.docker.stack.namespace", value=stack),
+                # Not com.docker.stack.namespace: `docker stack rm` would delete the secrets with the stack.
+                labels=[docker.SecretLabelArgs(label="csm.stack", value=stack),
                         docker.SecretLabelArgs(label="csm.secret", value=key)],
                 opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )

@@ -112,6 +112,14 @@ def test_docker_secret_data_is_the_base64_value():
     assert is_secret(data) and base64.b64decode(plain(data)).decode() == SECRET_VALUES["cassandra-password"], f"{secret.name}: data"
 
 
+def test_secrets_outlive_docker_stack_rm():
+    # `docker stack rm` deletes secrets labelled com.docker.stack.namespace=<stack>: Pulumi owns these.
+    _, _, mocks, _ = make_stack()
+    for secret in mocks.of_type(SECRET):
+        labels = {l["label"]: l["value"] for l in secret.inputs["labels"]}
+        assert "com.docker.stack.namespace" not in labels and labels["csm.stack"] == "csm", f"{secret.name}: labels"
+
+
 def test_a_rotated_value_is_a_new_secret_name():
     _, _, before, _ = make_stack()
     _, _, after, _ = make_stack(secret_values={**SECRET_VALUES, "cassandra-password": "rotated-password-value"})
