@@ -9,7 +9,9 @@ FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-# "python:slim": an interpreter with pip
+# "python:slim": an interpreter with pip. Unpinned apt packages, as in the spec's example (and
+# $ca is an optional pair of apt options: word splitting is meant).
+# hadolint ignore=DL3008,SC2086
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then ca="-o Acquire::https::CAInfo=/run/secrets/ca"; else ca=; fi \
  && apt-get $ca update \
@@ -19,6 +21,7 @@ RUN --mount=type=secret,id=ca \
 
 WORKDIR /app
 COPY requirements.lock .
+# hadolint ignore=DL3008,SC2086
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; ca="-o Acquire::https::CAInfo=/run/secrets/ca"; else ca=; fi \
  && apt-get $ca update \
@@ -38,6 +41,6 @@ RUN --mount=type=secret,id=ca \
 RUN useradd --uid 65532 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nonroot
 USER 65532:65532
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 CMD ["python", "-m", "csm", "healthcheck"]
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["python", "-m", "csm", "healthcheck"]
 ENTRYPOINT ["python", "-m", "csm"]
 CMD ["serve"]
