@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
@@ -31,7 +30,6 @@ import pulumi_docker as docker
 from components.render import swarm as render
 from components.spec import ServiceSpec
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_SCRIPT = "deploy/swarm/stack-deploy"
 REMOVE_SCRIPT = "deploy/swarm/stack-rm"
 
@@ -147,7 +145,8 @@ class SwarmStack(pulumi.ComponentResource):
             update=deploy_cmd,
             delete=f"{REMOVE_SCRIPT} {stack}",
             stdin=self.stack_file,
-            dir=str(ROOT),
+            # No `dir`: Pulumi runs the command in the project directory, and an absolute path in
+            # the state would re-run the deploy whenever the checkout moves.
             environment=environment,
             triggers=[self.stack_file.apply(file_hash)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),

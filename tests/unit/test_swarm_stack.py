@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
+from pathlib import Path
 
 import pulumi
 import pytest
@@ -143,6 +145,14 @@ def test_deploy_runs_the_stack_deploy_script_on_create_and_update():
     _, _, mocks, _ = make_stack()
     cmd = mocks.one(COMMAND, "deploy").inputs
     assert cmd["create"] == cmd["update"] == "deploy/swarm/stack-deploy csm", "csm-deploy: create/update"
+
+
+def test_deploy_scripts_are_the_repositorys_run_from_the_project_directory():
+    _, _, mocks, _ = make_stack()
+    cmd = mocks.one(COMMAND, "deploy").inputs
+    root = Path(__file__).resolve().parents[2]
+    scripts = [cmd["create"].split()[0], cmd["delete"].split()[0]]
+    assert "dir" not in cmd and all(os.access(root / s, os.X_OK) for s in scripts), "csm-deploy: scripts"
 
 
 def test_destroy_removes_the_stack():
