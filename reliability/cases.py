@@ -721,7 +721,8 @@ def swarm_bad_digest(stack: Stack, profile: Profile) -> CaseResult:
     state = (after_spec.get("UpdateStatus") or {}).get("State", "none")
     result.figure("update state", state)
     result.check("the deploy (localengine/swarm up --image <unpullable digest>) fails", update.returncode != 0,
-                 f"exit {update.returncode}: {_first_lines(update.stderr[-800:], 3)}")
+                 f"exit {update.returncode}: " + " / ".join(
+                     line.strip() for line in update.stderr.splitlines() if "error" in line.lower())[:400])
     result.check("the service is back on its image (rolled back)",
                  after_spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == image,
                  f"update state {state}")
