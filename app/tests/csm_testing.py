@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -10,7 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +82,9 @@ def run_cassandra(command: str) -> subprocess.CompletedProcess[str]:
 
 
 class Service:
-    """A ``csm serve`` subprocess on a free loopback port."""
+    """A ``csm serve`` subprocess on a free loopback port; ``wrapper`` is a command that runs it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, wrapper: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -89,7 +92,7 @@ class Service:
         self.env = {**inherited, **env, "CSM_HOST": "127.0.0.1", "CSM_PORT": str(self.port)}
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "csm", "serve"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            [*wrapper, sys.executable, "-m", "csm", "serve"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
         self.client = httpx.Client(base_url=self.url, timeout=10)
 
@@ -135,3 +138,88 @@ def service_env(made: Secrets, keyspace: str, **extra: str) -> dict[str, str]:
         "CSM_READINESS_INTERVAL": "0.5",
         **extra,
     }
+
+
+def metric(text: str, sample: str) -> float:
+    """The value of one sample (name with labels, as exposed) in a Prometheus text page; 0 if absent."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def with_hosts_file(hosts: Path) -> list[str]:
+    """A wrapper command: runs its command in a mount namespace of its own where ``hosts`` is bind-mounted
+    on /etc/hosts. Rewriting ``hosts`` in place changes what names resolve to for that process only;
+    the machine's /etc/hosts is never touched. Needs root (unshare, mount)."""
+    return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+
+
+class TcpRelay:
+    """Relays TCP from ``listen`` to ``target``: an address in front of Cassandra, like a container's.
+    ``close()`` kills the address: the listener and every relayed connection close at once."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int]) -> None:
+        self._target = target
+        self._server = socket.create_server(listen)
+        self._server.settimeout(0.2)
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._closed = False
+        self.accepted = 0
+        threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections relayed now."""
+        with self._lock:
+            return len(self._open) // 2
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            with self._lock:
+                if self._closed:
+                    client.close()
+                    upstream.close()
+                    return
+                self._open |= {client, upstream}
+                self.accepted += 1
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), name="relay-pipe", daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._drop(source, sink)
+
+    def _drop(self, *sockets: socket.socket) -> None:
+        for s in sockets:
+            with self._lock:
+                self._open.discard(s)
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._server.close()
+        with self._lock:
+            sockets = list(self._open)
+        self._drop(*sockets)

@@ -16,5 +16,12 @@ CASSANDRA_QUERY_SECONDS = Histogram(
     "Cassandra statement latency by operation and outcome",
     ["operation", "outcome"],
 )
+CASSANDRA_RECONNECTS = Counter(
+    "csm_cassandra_reconnects_total",
+    "New Cassandra sessions built because the current one stayed unusable, by outcome (ok or error)",
+    ["outcome"],
+)
+for _outcome in ("ok", "error"):  # exposed as 0 before the first reconnect
+    CASSANDRA_RECONNECTS.labels(outcome=_outcome)
 READY = Gauge("csm_ready", "1 when Cassandra is usable and the service ready, else 0")
 BUILD = Info("csm_build", "Version, git commit and build date of the running service")

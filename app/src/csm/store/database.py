@@ -1,4 +1,4 @@
-"""The Cassandra connection: connect with backoff, migrate, run statements from asyncio, close."""
+"""The Cassandra connection: connect with backoff, migrate, reconnect, run statements from asyncio, close."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, RequestExecutionException
@@ -26,7 +27,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
 from csm.config import Settings
-from csm.metrics import CASSANDRA_QUERY_SECONDS
+from csm.metrics import CASSANDRA_QUERY_SECONDS, CASSANDRA_RECONNECTS
 from csm.store.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -48,22 +49,30 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+@dataclass
+class _Connection:
+    """A Cluster, its session, and the statements prepared through it (a new Cluster knows none)."""
+
+    cluster: Cluster
+    session: Session
+    prepared: dict[str, PreparedStatement] = field(default_factory=dict)
+
+
 class Database:
-    """One driver session for the process. ``connect_forever`` retries with exponential backoff;
-    once connected, the driver itself reconnects to nodes that go away and come back."""
+    """One driver session at a time for the process. ``connect_forever`` retries with exponential
+    backoff; once connected, the driver reconnects to nodes that come back at the address it knows,
+    and ``reconnect`` replaces the whole session for a Cassandra that came back at a new one."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._cluster: Cluster | None = None
-        self._session: Session | None = None
-        self._prepared: dict[str, PreparedStatement] = {}
+        self._connection: _Connection | None = None
         self._lock = threading.Lock()
         self._closed = False
         self.last_error = "not connected yet"
 
     @property
     def connected(self) -> bool:
-        return self._session is not None
+        return self._connection is not None
 
     def _new_cluster(self) -> Cluster:
         s = self._settings
@@ -104,7 +113,9 @@ class Database:
         return context
 
     def connect(self) -> list[int]:
-        """Connects once and applies migrations (blocking); returns the migration versions applied."""
+        """Connects a new Cluster, which resolves the contact points again, applies migrations, swaps it
+        in for the current one and shuts that one down (blocking); returns the migration versions applied.
+        Requests hold on to the connection they started with: one caught by the swap fails as unavailable."""
         cluster = self._new_cluster()
         try:
             session = cluster.connect()
@@ -121,7 +132,9 @@ class Database:
             if self._closed:  # closed while this attempt was still connecting
                 cluster.shutdown()
                 raise StoreUnavailable("the database was closed")
-            self._cluster, self._session = cluster, session
+            old, self._connection = self._connection, _Connection(cluster, session)
+        if old is not None:
+            old.cluster.shutdown()
         return applied
 
     async def connect_forever(self) -> None:
@@ -142,23 +155,41 @@ class Database:
             log.info("connected to Cassandra", extra={"migrations_applied": applied})
             return
 
+    async def reconnect(self) -> bool:
+        """Replaces the current session with a new one; on failure keeps it. The driver only ever retries
+        the addresses it resolved when it connected: a Cassandra that came back at a new address (a
+        replaced container) is found only by a new Cluster."""
+        try:
+            applied = await asyncio.to_thread(self.connect)
+        except Exception as error:  # whatever stops the new session, the current one stays
+            CASSANDRA_RECONNECTS.labels(outcome="error").inc()
+            log.warning("cannot reconnect to Cassandra; keeping the old session", extra={"reason": _describe(error)})
+            return False
+        CASSANDRA_RECONNECTS.labels(outcome="ok").inc()
+        log.info(
+            "reconnected to Cassandra",
+            extra={"contact_points": self._settings.cassandra_contact_points, "migrations_applied": applied},
+        )
+        return True
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            cluster, self._cluster, self._session = self._cluster, None, None
-        if cluster is not None:
-            cluster.shutdown()
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.cluster.shutdown()
 
-    def _ready_session(self) -> Session:
-        if self._session is None:
+    def _current(self) -> _Connection:
+        connection = self._connection
+        if connection is None:
             raise StoreUnavailable(f"Cassandra is not connected: {self.last_error}")
-        return self._session
+        return connection
 
-    async def _prepare(self, cql: str) -> PreparedStatement:
-        if cql not in self._prepared:
-            session = self._ready_session()
-            self._prepared[cql] = await self._timed("prepare", asyncio.to_thread(session.prepare, cql))
-        return self._prepared[cql]
+    async def _prepare(self, connection: _Connection, cql: str) -> PreparedStatement:
+        if cql not in connection.prepared:
+            prepare = asyncio.to_thread(connection.session.prepare, cql)
+            connection.prepared[cql] = await self._timed("prepare", prepare)
+        return connection.prepared[cql]
 
     async def execute(
         self,
@@ -170,22 +201,23 @@ class Database:
         paging_state: bytes | None = None,
     ) -> ResultSet:
         """Runs a prepared statement; ``operation`` labels its latency metric."""
-        bound = (await self._prepare(cql)).bind(params)
+        connection = self._current()
+        bound = (await self._prepare(connection, cql)).bind(params)
         bound.fetch_size = fetch_size
-        session = self._ready_session()
-        return await self._timed(operation, _result(session.execute_async(bound, paging_state=paging_state)))
+        future = connection.session.execute_async(bound, paging_state=paging_state)
+        return await self._timed(operation, _result(future))
 
     async def execute_batch(self, operation: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Runs statements as one logged (atomic) batch."""
+        connection = self._current()
         batch = BatchStatement(BatchType.LOGGED)
         for cql, params in statements:
-            batch.add((await self._prepare(cql)).bind(params))
-        session = self._ready_session()
-        await self._timed(operation, _result(session.execute_async(batch)))
+            batch.add((await self._prepare(connection, cql)).bind(params))
+        await self._timed(operation, _result(connection.session.execute_async(batch)))
 
     async def ping(self) -> None:
         """A cheap query that succeeds only when a node answers."""
-        session = self._ready_session()
+        session = self._current().session
         await self._timed("ping", _result(session.execute_async("SELECT release_version FROM system.local")))
 
     async def _timed(self, operation: str, awaitable: Any) -> Any:
