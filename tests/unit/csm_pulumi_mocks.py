@@ -6,6 +6,7 @@ token, subnets, VPC) with fixed values.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ ACCOUNT = "111122223333"
 REGION = "eu-west-1"
 AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 DIGEST = "sha256:" + "ab" * 32
+_PULUMI_LOOP = asyncio.new_event_loop()
 
 
 @dataclass
@@ -106,7 +108,14 @@ class CsmMocks(pulumi.runtime.Mocks):
         return found[0]
 
 
+def use_pulumi_loop() -> None:
+    """Pulumi keeps futures (the root stack's among them) on the thread's current event loop;
+    asyncio.run() in other tests unsets it, so every Pulumi test runs on this one loop."""
+    asyncio.set_event_loop(_PULUMI_LOOP)
+
+
 def install(mocks: CsmMocks, stack: str = "dev", config: Optional[dict[str, str]] = None) -> CsmMocks:
+    use_pulumi_loop()
     pulumi.runtime.set_mocks(mocks, project="csm", stack=stack, preview=False)
     runtime_config.set_all_config(dict(config or {}))
     return mocks
