@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from reliability import report
-from reliability.cases import BUILD, CASES, PROFILES
+from reliability.cases import BUILD, CASES, PROFILES, swarm_cleanup
 from reliability.report import CaseResult
 from reliability.stack import Stack, Unavailable
 
@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
             report.write(results, args.report, profile.name, started)
     finally:
-        if not args.keep and not was_running:
-            stack.down()
+        if not args.keep:
+            swarm_cleanup()
+            if not was_running:
+                stack.down()
     print(f"reliability: report in {args.report}", file=sys.stderr)
     print(report.render(results, profile.name, started))
     return 0 if all(r.passed for r in results) else 1

@@ -635,6 +635,9 @@ def _swarm_desired() -> int:
     return int(spec["Mode"]["Replicated"]["Replicas"])
 
 
+_swarm_deployed_here: list[bool] = []
+
+
 def swarm_target() -> L.Target:
     """The local Swarm stack of localengine/swarm (the swarm helper's deploy), up and ready."""
     try:
@@ -642,9 +645,20 @@ def swarm_target() -> L.Target:
     except httpx.HTTPError:
         ready = False
     if not ready or len(_swarm_csm_containers()) < 2:
+        if not _swarm_deployed_here:
+            stack_there = run("docker", "service", "ls", "--quiet", "--filter",
+                              f"label=com.docker.stack.namespace={SWARM_STACK}", check=False).stdout.strip()
+            _swarm_deployed_here.append(not stack_there)
         run(str(SWARM), "up", timeout=SWARM_UP_TIMEOUT)
     wait_for(f"{SWARM_URL}/health/ready", 200, timeout=180)
     return L.Target(SWARM_URL, SWARM_TOKEN.read_text().strip())
+
+
+def swarm_cleanup() -> None:
+    """Removes the Swarm stack if these cases deployed it (its volume and secrets stay)."""
+    if any(_swarm_deployed_here):
+        run(str(SWARM), "down", timeout=300, check=False)
+    _swarm_deployed_here.clear()
 
 
 def swarm_kill9(stack: Stack, profile: Profile) -> CaseResult:

@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # `reliability` is a top-level package of the rep
     sys.path.insert(0, str(ROOT))
 
 from reliability import report  # noqa: E402
-from reliability.cases import BUILD, PROFILES, Profile  # noqa: E402
+from reliability.cases import BUILD, PROFILES, Profile, swarm_cleanup  # noqa: E402
 from reliability.report import CaseResult  # noqa: E402
 from reliability.stack import Stack, Unavailable  # noqa: E402
 
@@ -34,6 +34,7 @@ def reliability_stack() -> Iterator[Stack]:
     was_running = stack.running()
     stack.up()
     yield stack
+    swarm_cleanup()  # the Swarm stack too, when a case had to deploy it
     if not was_running:
         stack.down()
 
