@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import base64
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -230,3 +234,79 @@ class TestInvalidConfiguration:
 def test_config_error_lists_problems() -> None:
     error = ConfigError(["CSM_PORT (port): bad", "CSM_HOST (host): bad"])
     assert str(error).splitlines() == ["invalid configuration:", "  CSM_PORT (port): bad", "  CSM_HOST (host): bad"]
+
+
+class TestUnreadableFiles:
+    """A secret or config file the service cannot read is a configuration error (exit 2, the setting
+    named, no traceback, no byte of the file echoed), whichever source points at it."""
+
+    NOT_UTF8 = b"\xff\xfeS3cr3t-bytes\x00"
+
+    @pytest.mark.parametrize("source", ["secrets_dir", "file_variable", "config_file"])
+    def test_file_that_is_not_utf8(
+        self,
+        source: str,
+        secrets_dir: Secrets,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        if source == "secrets_dir":
+            (secrets_dir.directory / "csm_master_key").write_bytes(self.NOT_UTF8)
+            named = "CSM_MASTER_KEY (master_key): secrets file csm_master_key"
+        elif source == "file_variable":
+            (tmp_path / "key").write_bytes(self.NOT_UTF8)
+            monkeypatch.setenv("CSM_MASTER_KEY_FILE", str(tmp_path / "key"))
+            named = "CSM_MASTER_KEY (master_key): CSM_MASTER_KEY_FILE"
+        else:
+            (tmp_path / "csm.yaml").write_bytes(b"master_key: " + self.NOT_UTF8)
+            monkeypatch.setenv("CSM_CONFIG_FILE", str(tmp_path / "csm.yaml"))
+            named = "CSM_CONFIG_FILE (config_file)"
+        code, output = check_config(capsys)
+        assert code == 2
+        assert named in output and "not UTF-8 text" in output
+        assert "S3cr3t" not in output and "Traceback" not in output
+
+    @pytest.fixture
+    def shared_dir(self) -> Iterator[Path]:
+        """A directory another uid can reach (pytest's tmp_path is private to root)."""
+        directory = Path(tempfile.mkdtemp(prefix="csm-unreadable-"))
+        directory.chmod(0o755)
+        yield directory
+        shutil.rmtree(directory)
+
+    @pytest.mark.parametrize("case", ["secrets_file", "file_variable", "secrets_dir", "config_file"])
+    def test_serve_without_permission(self, case: str, shared_dir: Path) -> None:
+        made = make_secrets(shared_dir / "secrets")
+        made.directory.chmod(0o755)
+        for path in made.directory.iterdir():
+            path.chmod(0o644)
+        env = {"PATH": "/usr/bin:/bin", "CSM_SECRETS_DIR": str(made.directory)}
+        if case == "secrets_file":
+            locked, named = made.directory / "csm_master_key", "CSM_MASTER_KEY (master_key): secrets file"
+        elif case == "file_variable":
+            locked, named = shared_dir / "master.key", "CSM_MASTER_KEY (master_key): CSM_MASTER_KEY_FILE"
+            locked.write_text(made.master_key)
+            env["CSM_MASTER_KEY_FILE"] = str(locked)
+        elif case == "secrets_dir":
+            locked, named = made.directory, "CSM_SECRETS_DIR (secrets_dir)"
+        else:
+            locked, named = shared_dir / "csm.yaml", "CSM_CONFIG_FILE (config_file)"
+            locked.write_text("port: 8123\n")
+            env["CSM_CONFIG_FILE"] = str(locked)
+        locked.chmod(0o000)
+        # root reads any file whatever its mode: run as another uid then, like the image's user
+        as_other = ["setpriv", "--reuid", "65532", "--regid", "65532", "--clear-groups"] if os.geteuid() == 0 else []
+        result = subprocess.run(
+            [*as_other, sys.executable, "-m", "csm", "serve", "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, output
+        assert named in output and "Permission denied" in output
+        assert "Traceback" not in output
+        assert made.master_key not in output and made.admin_token not in output

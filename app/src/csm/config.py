@@ -70,13 +70,46 @@ class FileVariablesSource(PydanticBaseSettingsSource):
             path = os.environ.get(variable)
             if path is None:
                 continue
-            try:
-                values[name] = Path(path).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as error:
-                values[name] = _UnreadableFile(
-                    variable, f"cannot read {path}: {getattr(error, 'strerror', None) or error}"
-                )
+            values[name] = _read_secret(Path(path), variable)
         return values
+
+
+def _read_secret(path: Path, source: str) -> str | _UnreadableFile:
+    """The file's text, or why it cannot be read (never a byte of its content)."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        return _UnreadableFile(source, f"cannot read {path}: not UTF-8 text")
+    except OSError as error:
+        return _UnreadableFile(source, f"cannot read {path}: {error.strerror or type(error).__name__}")
+
+
+class _SecretsDirSource(SecretsSettingsSource):
+    """Files ``csm_<setting>`` in the secrets directory; a file that cannot be read (permissions,
+    not UTF-8) is reported as a configuration problem of its setting instead of a traceback."""
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            next(Path(str(self.secrets_dir)).iterdir(), None)
+        except OSError as error:
+            raise ConfigError(
+                [
+                    f"{ENV_PREFIX}SECRETS_DIR (secrets_dir): cannot read {self.secrets_dir}: "
+                    f"{error.strerror or type(error).__name__}"
+                ]
+            ) from None
+        return super().__call__()
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        try:
+            return super().get_field_value(field, field_name)
+        except (OSError, UnicodeDecodeError):
+            directory, name = Path(str(self.secrets_dir)), f"{ENV_PREFIX.lower()}{field_name}"
+            path = self.find_case_path(directory, name, self.case_sensitive) or directory / name
+            value = _read_secret(path, f"secrets file {path.name}")
+            if not isinstance(value, _UnreadableFile):  # readable on the second try: report the first failure
+                value = _UnreadableFile(f"secrets file {path.name}", f"cannot read {path}")
+            return value, field_name, False
 
 
 def _comma_separated(value: Any) -> Any:
@@ -143,7 +176,7 @@ class Settings(BaseSettings):
         config_file = flags.get("config_file") or os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, FileVariablesSource(settings_cls)]
         if secrets_dir.is_dir():
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=ENV_PREFIX))
+            sources.append(_SecretsDirSource(settings_cls, secrets_dir=secrets_dir, env_prefix=ENV_PREFIX))
         if config_file and Path(config_file).is_file():
             sources.append(_YamlSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
@@ -221,6 +254,9 @@ class _YamlSource(YamlConfigSettingsSource):
             raise ConfigError(
                 [f"{ENV_PREFIX}CONFIG_FILE (config_file): {file_path} is not valid YAML{where}"]
             ) from None
+        except (OSError, UnicodeDecodeError) as error:
+            reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error.strerror
+            raise ConfigError([f"{ENV_PREFIX}CONFIG_FILE (config_file): cannot read {file_path}: {reason}"]) from None
         if not isinstance(data, dict):
             raise ConfigError([f"{ENV_PREFIX}CONFIG_FILE (config_file): {file_path} must hold a mapping of settings"])
         return data
