@@ -146,6 +146,10 @@ def test_write_only_token_cannot_read(offline: Service, module_secrets: Secrets)
     ("method", "path", "body"),
     [
         ("POST", "/v1/authorities", b"{not json"),
+        ("POST", "/v1/authorities", b"\xff\xfe not UTF-8"),
+        ("POST", "/v1/certificates", b"\xff\xfe not UTF-8"),
+        ("POST", "/v1/certificates/00000000-0000-0000-0000-000000000000/revoke", b"{not json"),
+        ("POST", "/v1/certificates/00000000-0000-0000-0000-000000000000/revoke", b"\xff\xfe not UTF-8"),
         ("POST", "/v1/authorities", b'{"name": "x", "unexpected": 1}'),
         ("POST", "/v1/authorities", b'{"name": ""}'),
         ("POST", "/v1/authorities", b'{"name": "x", "key_algorithm": "dsa-1024"}'),

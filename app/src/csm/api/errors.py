@@ -7,7 +7,9 @@ import json
 import logging
 
 from fastapi import FastAPI, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 
 from csm.ca import CertificateRequestError, SealError
@@ -33,6 +35,22 @@ async def _invalid_request(_: Request, error: Exception) -> Response:
     detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
     body = json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False)
     return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+
+
+# What FastAPI raises (as a 400) for a body it cannot decode at all, e.g. bytes that are not UTF-8.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """A body that cannot be decoded is 422 ``json_invalid`` like any other JSON decode error, so
+    every body-taking route answers bad JSON as its OpenAPI says; other HTTP errors are unchanged."""
+    if not isinstance(error, HTTPException):
+        raise error
+    if error.status_code == status.HTTP_400_BAD_REQUEST and error.detail == _UNPARSABLE_BODY:
+        detail = [{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error"}]
+        body = json.dumps({"detail": detail})
+        return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+    return await http_exception_handler(request, error)
 
 
 async def _bad_request(_: Request, error: Exception) -> JSONResponse:
@@ -74,6 +92,7 @@ async def _unexpected(_: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(CertificateRequestError, _bad_request)
     app.add_exception_handler(BadPageToken, _bad_request)
     app.add_exception_handler(NotFound, _not_found)
