@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, StringConstraints, WithJsonSchema, model_validator
 
 from csm.ca import CertificateKind, KeyAlgorithm
 
@@ -31,6 +31,9 @@ RevocationReason = Literal[
 ]
 CertificateStatus = Literal["valid", "expired", "revoked"]
 MAX_SANS = 100
+# The names are stored twice in one Cassandra batch (the list and inside the certificate PEM, base64):
+# 8 KiB of names keeps that batch far below Cassandra's batch_size_fail_threshold (50 KiB by default).
+MAX_DNS_NAMES_CHARS = 8192
 
 
 class _Request(BaseModel):
@@ -68,6 +71,12 @@ class CertificateIssue(_Request):
     validity_days: int = Field(90, ge=1, description="at most the service's max_validity_days")
     csr_pem: str | None = Field(None, max_length=16384, description="PEM CSR; without one the service makes the key")
     key_algorithm: KeyAlgorithm | None = Field(None, description="for a service-made key; ecdsa-p256 if not given")
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> CertificateIssue:
+        if sum(len(name) for name in self.dns_names) > MAX_DNS_NAMES_CHARS:
+            raise ValueError(f"dns_names together must be at most {MAX_DNS_NAMES_CHARS} characters")
+        return self
 
 
 class Certificate(BaseModel):
