@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from csm_testing import Secrets, Service, bearer, service_env
 
+from csm.models import MAX_DNS_NAMES_CHARS
+
 pytestmark = pytest.mark.cassandra
 
 
@@ -140,6 +142,30 @@ def test_bad_issue_requests_are_4xx(
     assert 400 <= response.status_code < 500, response.text
     if detail is not None:
         assert response.status_code == 400 and detail in response.json()["detail"]
+
+
+def long_names(count: int) -> list[str]:
+    """``count`` distinct valid DNS names of 250 characters each."""
+    return [f"{'a' * 63}.{'b' * 63}.{'c' * 63}.{f'n{i:03d}'.ljust(58, 'x')}" for i in range(count)]
+
+
+def test_many_long_names_are_422_not_a_refused_batch(
+    service: Service, admin: dict[str, str], authority: dict[str, object]
+) -> None:
+    body = {"authority_id": authority["id"], "common_name": "x", "dns_names": long_names(100)}
+    response = service.client.post("/v1/certificates", json=body, headers=admin)
+    assert response.status_code == 422, response.text
+    assert "dns_names together" in response.text
+
+
+def test_names_up_to_the_bound_are_stored(
+    service: Service, admin: dict[str, str], authority: dict[str, object]
+) -> None:
+    names = long_names(MAX_DNS_NAMES_CHARS // 250)
+    body = {"authority_id": authority["id"], "common_name": "x", "dns_names": names}
+    response = service.client.post("/v1/certificates", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    assert response.json()["dns_names"] == names
 
 
 def test_validity_past_the_authority_is_400(service: Service, admin: dict[str, str]) -> None:

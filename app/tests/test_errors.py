@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from cassandra import InvalidRequest
 from csm_testing import Secrets
 
 from csm.app import create_app
@@ -27,6 +28,10 @@ def get(secrets_dir: Secrets) -> Get:
     @app.get("/test/bug")
     async def bug() -> None:
         raise RuntimeError("a bug with a secret-looking detail")
+
+    @app.get("/test/refused-write")
+    async def refused_write() -> None:
+        raise InvalidRequest("Error from server: code=2200 [Invalid query] message=\"Batch too large\"")
 
     async def request(path: str) -> httpx.Response:
         # No lifespan runs: Cassandra is not needed here.
@@ -49,3 +54,10 @@ def test_unexpected_error_is_500_json_without_details(get: Get) -> None:
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error; see the service log for its request id"}
     assert "secret-looking" not in response.text and "Traceback" not in response.text
+
+
+def test_write_cassandra_refuses_is_500_json_without_details(get: Get) -> None:
+    response = get("/test/refused-write")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; see the service log for its request id"}
+    assert "Batch" not in response.text and "Traceback" not in response.text
