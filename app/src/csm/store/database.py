@@ -33,7 +33,8 @@ from csm.store.migrations import migrate
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST = 0.5
-BACKOFF_MAX = 5.0
+# Ready within 5 s of Cassandra's return: this wait plus one readiness interval must stay below it.
+BACKOFF_MAX = 2.0
 # Errors that mean "Cassandra cannot answer now", as opposed to a bad statement.
 _UNAVAILABLE = (NoHostAvailable, OperationTimedOut, RequestExecutionException, ConnectionException, OSError)
 
