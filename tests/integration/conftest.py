@@ -314,8 +314,13 @@ def debug_image(engine: None) -> str:
     return read_env(IMAGE_ENV)["CSM_IMAGE_DEBUG"]
 
 
+# Taken while this file is being imported: later, sys.modules["conftest"] is whichever
+# folder's conftest.py pytest imported last.
+_THIS_MODULE = sys.modules[__name__]
+
+
 @pytest.fixture(scope="session")
 def kit():
     """This module's helpers (run, start_container, wait_until, ...) for the test modules, which
     must not `import conftest`: several test folders have a conftest.py of their own."""
-    return sys.modules[__name__]
+    return _THIS_MODULE
