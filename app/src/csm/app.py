@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 
@@ -40,6 +41,9 @@ def create_app(settings: Settings) -> FastAPI:
             settings.ca_max_validity_days,
         )
         tasks = [asyncio.create_task(database.connect_forever()), asyncio.create_task(readiness.run())]
+        # What exists now (modules, routes, schemas) lives as long as the process: out of the collector's
+        # reach, a full collection takes microseconds instead of ~50 ms of stalled requests.
+        gc.freeze()
         try:
             yield
         finally:
