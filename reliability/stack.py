@@ -19,7 +19,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,8 +83,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, status: int, timeout: float, interval: float = 0.1) -> float:
-    """Polls ``url`` until it answers ``status``; returns the seconds it took."""
+def wait_for(url: str, status: int, timeout: float, interval: float = 0.1,
+             give_up: Callable[[], bool] = lambda: False) -> float:
+    """Polls ``url`` until it answers ``status``; returns the seconds it took. Stops early when
+    ``give_up()`` says waiting longer is pointless (its container died, say)."""
     started = time.monotonic()
     last = "no answer"
     while time.monotonic() - started < timeout:
@@ -95,6 +97,8 @@ def wait_for(url: str, status: int, timeout: float, interval: float = 0.1) -> fl
             last = f"{response.status_code} {response.text[:200]}"
         except httpx.HTTPError as error:
             last = repr(error)
+        if give_up():
+            raise TimeoutError(f"{url} did not answer {status}; gave up after {time.monotonic() - started:.0f} s (last: {last})")
         time.sleep(interval)
     raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f} s (last: {last})")
 

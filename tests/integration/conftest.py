@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reliability.stack import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_IMAGE = ROOT / "localengine" / "build-image"
 IMAGE_ENV = ROOT / ".local" / "image.env"
@@ -241,22 +243,16 @@ class Container:
 
 
 def wait_until(url: str, timeout: float, status: int = 200, container: str | None = None) -> float:
-    """Polls url until it answers status; returns the seconds it took. Fails with the container's logs."""
-    started = time.monotonic()
-    last = "no answer"
-    while time.monotonic() - started < timeout:
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == status:
-                return time.monotonic() - started
-            last = f"{response.status_code} {response.text[:200]}"
-        except httpx.HTTPError as error:
-            last = repr(error)
-        if container and run("docker", "inspect", "-f", "{{.State.Running}}", container).stdout.strip() != "true":
-            break
-        time.sleep(0.25)
-    logs = run("docker", "logs", "--tail", "40", container, check=False).stderr if container else ""
-    raise AssertionError(f"{url} did not answer {status} within {timeout:.0f} s (last: {last})\n{logs}")
+    """``wait_for`` that gives up when the container stops running, and fails with its logs."""
+
+    def stopped() -> bool:
+        return container is not None and run("docker", "inspect", "-f", "{{.State.Running}}", container).stdout.strip() != "true"
+
+    try:
+        return wait_for(url, status, timeout, interval=0.25, give_up=stopped)
+    except TimeoutError as error:
+        logs = run("docker", "logs", "--tail", "40", container, check=False).stderr if container else ""
+        raise AssertionError(f"{error}\n{logs}") from None
 
 
 def start_container(image: Image, platform: str, secrets_dir: Path, *extra: str, network_host_port: int | None = None) -> str:
