@@ -1,15 +1,24 @@
 """Kubernetes renderer: every object validates strictly against the Kubernetes OpenAPI schema of the
-configured version (kubernetes-validate, offline, unknown fields rejected) and carries each rule
-of the EKS target; one rule per test."""
+configured version (kubernetes-validate, offline, unknown fields rejected), each ExternalSecret and
+SecretStore against the CRDs of the External Secrets Operator release the stack installs, and
+everything carries each rule of the EKS target; one rule per test."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
+import os
+import urllib.request
+import zipfile
+from pathlib import Path
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
 from components.config import StackConfig
+from components.external_secrets import CHART_VERSION as ESO_VERSION
 from components.render import load_all
 from components.render import kubernetes as k8s
 from components.render_all import render_stack
@@ -82,6 +91,81 @@ def test_strict_validation_rejects_unknown_fields():
     deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFileSystem"] = True  # wrong case
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, "1.33", strict=True)
+
+
+# The operator's CRDs come from its Go module on the Go module proxy (sha256 of the zip as `go mod
+# download` checked it against sum.golang.org), cached under build/.
+ESO_MODULE_SHA256 = {"0.18.2": "327efc225474753e0df63fceba6ec59b62929980b0a23f06e6b2c1fccf3b4faa"}
+ESO_CRDS = {"ExternalSecret": "externalsecrets", "SecretStore": "secretstores"}
+ESO_CACHE = Path(__file__).resolve().parents[2] / "build" / "cache"
+
+
+def _eso_module_zip() -> bytes:
+    assert ESO_VERSION in ESO_MODULE_SHA256, f"pin the sha256 of the external-secrets v{ESO_VERSION} module zip here"
+    cached = ESO_CACHE / f"external-secrets-v{ESO_VERSION}.zip"
+    if cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == ESO_MODULE_SHA256[ESO_VERSION]:
+        return cached.read_bytes()
+    url = f"https://proxy.golang.org/github.com/external-secrets/external-secrets/@v/v{ESO_VERSION}.zip"
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:  # nosec B310 - a fixed https URL
+            data = response.read()
+    except OSError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{url} is required under CI=true: {error}")
+        pytest.skip(f"{url}: {error}")
+    digest = hashlib.sha256(data).hexdigest()
+    assert digest == ESO_MODULE_SHA256[ESO_VERSION], f"{url}: sha256 {digest}, expected {ESO_MODULE_SHA256[ESO_VERSION]}"
+    ESO_CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(data)
+    return data
+
+
+def _strict(schema):
+    """Unknown fields rejected, as kubectl's strict field validation does (the API server would prune them)."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _strict(value) for key, value in schema.items()}
+    if "properties" in schema and "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def eso_validators() -> dict[tuple[str, str], jsonschema.Validator]:
+    """(apiVersion, kind) -> a strict validator for every version the CRDs serve."""
+    prefix = f"github.com/external-secrets/external-secrets@v{ESO_VERSION}/config/crds/bases/external-secrets.io_"
+    validators = {}
+    with zipfile.ZipFile(io.BytesIO(_eso_module_zip())) as module:
+        for kind, plural in ESO_CRDS.items():
+            crd = yaml.safe_load(module.read(f"{prefix}{plural}.yaml"))
+            assert crd["spec"]["names"]["kind"] == kind
+            for version in crd["spec"]["versions"]:
+                if version["served"]:
+                    schema = _strict(version["schema"]["openAPIV3Schema"])
+                    validators[(f"{crd['spec']['group']}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
+    return validators
+
+
+ESO_OBJECTS = [(v, i) for v in VARIANTS for i, o in enumerate(rendered(v)) if o["apiVersion"].split("/")[0] == "external-secrets.io"]
+
+
+@pytest.mark.parametrize("variant,index", ESO_OBJECTS, ids=[f"{v}-{rendered(v)[i]['kind']}-{rendered(v)[i]['metadata']['name']}" for v, i in ESO_OBJECTS])
+def test_external_secrets_objects_validate_strictly_against_the_operators_crds(variant, index):
+    obj = rendered(variant)[index]
+    validator = eso_validators().get((obj["apiVersion"], obj["kind"]))
+    assert validator is not None, f"{variant}: {k8s.object_key(obj)}: {obj['apiVersion']} is not served by external-secrets v{ESO_VERSION}"
+    problems = [f"{e.message} at {list(e.absolute_path)}" for e in validator.iter_errors(obj)]
+    assert not problems, f"{variant}: {k8s.object_key(obj)} invalid for external-secrets v{ESO_VERSION}: {problems}"
+
+
+def test_crd_validation_rejects_unknown_and_misspelled_fields():
+    store = yaml.safe_load(yaml.safe_dump(one("SecretStore")))
+    validator = eso_validators()[(store["apiVersion"], "SecretStore")]
+    assert not list(validator.iter_errors(store))
+    store["spec"]["provider"]["aws"]["regoin"] = store["spec"]["provider"]["aws"].pop("region")
+    assert list(validator.iter_errors(store)), "a misspelled field passed"
 
 
 def test_object_names_are_unique():
