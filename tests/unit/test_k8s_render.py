@@ -103,8 +103,9 @@ ESO_CACHE = Path(__file__).resolve().parents[2] / "build" / "cache"
 def _eso_module_zip() -> bytes:
     assert ESO_VERSION in ESO_MODULE_SHA256, f"pin the sha256 of the external-secrets v{ESO_VERSION} module zip here"
     cached = ESO_CACHE / f"external-secrets-v{ESO_VERSION}.zip"
-    if cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == ESO_MODULE_SHA256[ESO_VERSION]:
-        return cached.read_bytes()
+    data = cached.read_bytes() if cached.is_file() else b""
+    if hashlib.sha256(data).hexdigest() == ESO_MODULE_SHA256[ESO_VERSION]:
+        return data
     url = f"https://proxy.golang.org/github.com/external-secrets/external-secrets/@v/v{ESO_VERSION}.zip"
     try:
         with urllib.request.urlopen(url, timeout=120) as response:  # nosec B310 - a fixed https URL
