@@ -73,10 +73,16 @@ def container(variant: str = "prod") -> dict:
     return pod(variant)["containers"][0]
 
 
-CORE = [(v, i) for v in VARIANTS for i, o in enumerate(rendered(v)) if o["apiVersion"].split("/")[0] != "external-secrets.io"]
+def rendered_cases(eso: bool) -> list:
+    """(variant, index) of every rendered object of the External Secrets Operator (eso) or of every other."""
+    return [pytest.param(v, i, id=f"{v}-{o['kind']}-{o['metadata']['name']}") for v in VARIANTS
+            for i, o in enumerate(rendered(v)) if (o["apiVersion"].split("/")[0] == "external-secrets.io") == eso]
 
 
-@pytest.mark.parametrize("variant,index", CORE, ids=[f"{v}-{rendered(v)[i]['kind']}-{rendered(v)[i]['metadata']['name']}" for v, i in CORE])
+CORE = rendered_cases(eso=False)
+
+
+@pytest.mark.parametrize("variant,index", CORE)
 def test_object_validates_strictly_against_the_kubernetes_schema(variant, index):
     obj = rendered(variant)[index]
     version = cfg_for(variant).eks.kubernetes_version
@@ -149,10 +155,10 @@ def eso_validators() -> dict[tuple[str, str], jsonschema.Validator]:
     return validators
 
 
-ESO_OBJECTS = [(v, i) for v in VARIANTS for i, o in enumerate(rendered(v)) if o["apiVersion"].split("/")[0] == "external-secrets.io"]
+ESO_OBJECTS = rendered_cases(eso=True)
 
 
-@pytest.mark.parametrize("variant,index", ESO_OBJECTS, ids=[f"{v}-{rendered(v)[i]['kind']}-{rendered(v)[i]['metadata']['name']}" for v, i in ESO_OBJECTS])
+@pytest.mark.parametrize("variant,index", ESO_OBJECTS)
 def test_external_secrets_objects_validate_strictly_against_the_operators_crds(variant, index):
     obj = rendered(variant)[index]
     validator = eso_validators().get((obj["apiVersion"], obj["kind"]))
