@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster
-from csm_testing import Secrets, Service, cassandra_listening, make_secrets, run_cassandra, service_env
+from csm_testing import CASSANDRA, Secrets, Service, admin_cluster, cassandra_listening, make_secrets, run_cassandra, service_env
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +45,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def cassandra() -> None:
-    """The host Cassandra, started by cassandra/run if it is not up. Under CI=true a Cassandra that
-    cannot be started fails the test; elsewhere it skips it."""
+def cassandra() -> Iterator[None]:
+    """The tests' Cassandra (``csm_testing.CASSANDRA``), started by cassandra/run if it is not up; a node
+    other than the default host Cassandra (127.0.0.1:9042, kept for the other suites) that this session
+    started is stopped at its end. Under CI=true a Cassandra that cannot be started fails the test;
+    elsewhere it skips it."""
     if cassandra_listening():
+        yield
         return
     result = run_cassandra("start")
     if result.returncode != 0 or not cassandra_listening():
@@ -58,6 +59,9 @@ def cassandra() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    yield
+    if CASSANDRA != ("127.0.0.1", 9042):
+        run_cassandra("stop")
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +69,7 @@ def keyspace(cassandra: None) -> Iterator[str]:
     """A keyspace of this test session's own, dropped at the end."""
     name = f"csm_test_{secrets.token_hex(4)}"
     yield name
-    cluster = Cluster(["127.0.0.1"], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"), protocol_version=5)
+    cluster = admin_cluster()
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}")
     except Exception as error:  # Cassandra may be down after a failed outage test; the keyspace stays

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -64,7 +65,34 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-CASSANDRA = ("127.0.0.1", 9042)
+# The Cassandra the tests run against: cassandra/run's node for CSM_TEST_CASSANDRA_VERSION (default 5.0.9),
+# at CSM_TEST_CASSANDRA_HOST (default 127.0.0.1 for 5.0, 127.0.0.41 for 4.1, so both can run at once).
+CASSANDRA_VERSION = os.environ.get("CSM_TEST_CASSANDRA_VERSION", "5.0.9")
+CASSANDRA = (
+    os.environ.get("CSM_TEST_CASSANDRA_HOST") or ("127.0.0.41" if CASSANDRA_VERSION.startswith("4.1") else "127.0.0.1"),
+    int(os.environ.get("CSM_TEST_CASSANDRA_PORT", "9042")),
+)
+
+
+def cassandra_run_env(**extra: str) -> dict[str, str]:
+    """The environment that makes cassandra/run act on the tests' node."""
+    return {
+        **os.environ,
+        "CASSANDRA_VERSION": CASSANDRA_VERSION,
+        "CASSANDRA_HOST": CASSANDRA[0],
+        "CASSANDRA_CQL_PORT": str(CASSANDRA[1]),
+        **extra,
+    }
+
+
+def admin_cluster(**options: object) -> Any:
+    """A driver Cluster logged in as the superuser on the tests' node (protocol version negotiated)."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    return Cluster(
+        [CASSANDRA[0]], port=CASSANDRA[1], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"), **options
+    )
 
 
 def cassandra_listening() -> bool:
@@ -75,9 +103,14 @@ def cassandra_listening() -> bool:
         return False
 
 
-def run_cassandra(command: str) -> subprocess.CompletedProcess[str]:
+def run_cassandra(command: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(REPO / "cassandra" / "run"), command], capture_output=True, text=True, timeout=600, check=False
+        [str(REPO / "cassandra" / "run"), command],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=cassandra_run_env(**env),
     )
 
 
@@ -135,6 +168,8 @@ def service_env(made: Secrets, keyspace: str, **extra: str) -> dict[str, str]:
         "CSM_CASSANDRA_USERNAME": "cassandra",
         "CSM_CASSANDRA_PASSWORD": "cassandra",
         "CSM_CASSANDRA_KEYSPACE": keyspace,
+        "CSM_CASSANDRA_CONTACT_POINTS": CASSANDRA[0],
+        "CSM_CASSANDRA_PORT": str(CASSANDRA[1]),
         "CSM_READINESS_INTERVAL": "0.5",
         **extra,
     }

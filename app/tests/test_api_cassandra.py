@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from csm_testing import Secrets, Service, bearer, service_env
+from csm_testing import Secrets, Service, admin_cluster, bearer, service_env
 
 from csm.models import MAX_DNS_NAMES_CHARS
 
@@ -319,14 +319,9 @@ def test_migrate_creates_a_new_keyspace(session_secrets: Secrets, cassandra: Non
             [sys.executable, "-m", "csm", "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout.splitlines()[-1])["applied"] == [1]
+        assert json.loads(result.stdout.splitlines()[-1])["applied"] == [1, 2]
     finally:
-        from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import Cluster
-
-        cluster = Cluster(
-            ["127.0.0.1"], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"), protocol_version=5
-        )
+        cluster = admin_cluster()
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
         cluster.shutdown()
 

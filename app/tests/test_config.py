@@ -310,3 +310,20 @@ class TestUnreadableFiles:
         assert named in output and "Permission denied" in output
         assert "Traceback" not in output
         assert made.master_key not in output and made.admin_token not in output
+
+
+class TestKeepAlive:
+    """Issue 13 item 9: the server keeps idle connections open longer than the load balancer in front (ALB: 60 s)."""
+
+    def test_default_outlasts_the_alb_idle_timeout(self, secrets_dir: Secrets) -> None:
+        assert load_settings().keep_alive_timeout > 60
+
+    def test_serve_hands_it_to_uvicorn(self, secrets_dir: Secrets, monkeypatch: pytest.MonkeyPatch) -> None:
+        import uvicorn
+
+        seen: dict[str, int] = {}
+        monkeypatch.setenv("CSM_KEEP_ALIVE_TIMEOUT", "65")
+        monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.setdefault("keep_alive", self.config.timeout_keep_alive))
+        monkeypatch.setattr("signal.signal", lambda *a: None)
+        assert main(["serve"]) == 0
+        assert seen == {"keep_alive": 65}

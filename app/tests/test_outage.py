@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from csm_testing import Secrets, Service, bearer, cassandra_listening, run_cassandra
+from csm_testing import CASSANDRA, Secrets, Service, bearer, cassandra_listening, run_cassandra
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.outage]
 
@@ -20,7 +20,7 @@ def test_outage_and_recovery(service: Service, session_secrets: Secrets) -> None
     stopped = run_cassandra("stop")
     try:
         assert stopped.returncode == 0, stopped.stderr
-        assert not cassandra_listening(), "something other than cassandra/run's node serves 127.0.0.1:9042"
+        assert not cassandra_listening(), f"something other than cassandra/run's node serves {CASSANDRA[0]}:{CASSANDRA[1]}"
         not_ready = service.wait_for("/health/ready", 503, timeout=30).json()
         assert not_ready["status"] == "not_ready" and "Cassandra" in not_ready["reason"]
         assert service.client.get("/health/live").status_code == 200

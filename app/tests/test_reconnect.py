@@ -23,7 +23,8 @@ from prometheus_client import REGISTRY
 from csm.config import load_settings
 from csm.store import Database
 
-OLD_ADDRESS = "127.0.0.2"
+# The old container's address: a loopback alias of its own per tests' node, so runs against several nodes coexist.
+OLD_ADDRESS = "127.0.0.2" if CASSANDRA[0] == "127.0.0.1" else f"127.0.1.{CASSANDRA[0].rsplit('.', 1)[1]}"
 RECONNECTED = 'csm_cassandra_reconnects_total{outcome="ok"}'
 
 
@@ -71,7 +72,7 @@ def test_follows_the_contact_point_to_a_new_address(
         during = service.client.get(f"/v1/authorities/{authority['id']}", headers=admin)
         assert during.status_code == 503 and during.json()["detail"]
         assert service.client.get("/health/live").status_code == 200
-        hosts_file.write_text("127.0.0.1 localhost\n127.0.0.1 cassandra.test\n")  # ... its name moved on
+        hosts_file.write_text(f"127.0.0.1 localhost\n{CASSANDRA[0]} cassandra.test\n")  # ... its name moved on
 
         moved = time.monotonic()
         service.wait_for("/health/ready", 200, timeout=30)

@@ -65,6 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
     uvicorn.Server(config).run()
     return EXIT_OK

@@ -40,7 +40,11 @@ DEFAULT_SECRETS_DIR = Path("/run/secrets")
 MASTER_KEY_BYTES = 32
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-ReplicationClass = Literal["SimpleStrategy", "NetworkTopologyStrategy"]
+ReplicationClass = Literal["SimpleStrategy", "NetworkTopologyStrategy", "SingleRegionStrategy"]
+CassandraMode = Literal["cassandra", "keyspaces"]
+CassandraAuth = Literal["password", "sigv4"]
+# Amazon Keyspaces speaks native protocol v4 (and the driver never downgrades a version it was given).
+KEYSPACES_PROTOCOL_VERSION = 4
 
 
 class ConfigError(Exception):
@@ -132,9 +136,15 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     max_request_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024, description="largest accepted request body")
     shutdown_timeout: int = Field(15, ge=1, le=300, description="seconds to finish in-flight requests on SIGTERM")
+    # Longer than any load balancer's idle timeout in front (ALB default 60 s), so the balancer closes idle connections
+    # first and never sends a request on one the server is closing (an intermittent 502).
+    keep_alive_timeout: int = Field(75, ge=1, le=4100, description="seconds an idle HTTP keep-alive connection stays open")
     readiness_interval: float = Field(2.0, gt=0, le=60, description="seconds between background Cassandra checks")
 
     # Cassandra
+    cassandra_mode: CassandraMode = Field(
+        "cassandra", description="cassandra (Apache Cassandra 4.1+) or keyspaces (Amazon Keyspaces)"
+    )
     cassandra_contact_points: Annotated[list[str], NoDecode] = Field(
         ["127.0.0.1"], min_length=1, description="comma-separated hosts"
     )
@@ -143,7 +153,9 @@ class Settings(BaseSettings):
     cassandra_username: str | None = Field(None, min_length=1)
     cassandra_password: SecretStr | None = None
     cassandra_keyspace: str = Field("csm", pattern=r"^[a-z][a-z0-9_]{0,47}$")
-    cassandra_replication_class: ReplicationClass = "SimpleStrategy"
+    cassandra_replication_class: ReplicationClass | None = Field(
+        None, description="SimpleStrategy (default), NetworkTopologyStrategy; keyspaces: SingleRegionStrategy (default)"
+    )
     cassandra_replication_factor: int = Field(1, ge=1, le=32)
     cassandra_connect_timeout: float = Field(5.0, gt=0, le=120, description="seconds")
     cassandra_request_timeout: float = Field(5.0, gt=0, le=120, description="seconds")
@@ -151,6 +163,25 @@ class Settings(BaseSettings):
     cassandra_tls_cert_file: FilePath | None = Field(None, description="client certificate for mutual TLS")
     cassandra_tls_key_file: FilePath | None = Field(None, description="client key for mutual TLS")
     cassandra_tls_verify_hostname: bool = True
+    cassandra_tls_server_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9.-]+$",
+        description="name the node certificates must carry (default: keyspaces: cassandra.<region>.amazonaws.com)",
+    )
+    cassandra_protocol_version: int | None = Field(
+        None, ge=3, le=5, description="native protocol version (default: negotiated; keyspaces: 4)"
+    )
+    cassandra_auth: CassandraAuth | None = Field(
+        None, description="password or sigv4 (default: keyspaces without a username: sigv4; else password)"
+    )
+    cassandra_aws_region: str | None = Field(
+        None, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$", description="AWS region of Amazon Keyspaces (keyspaces mode)"
+    )
+    cassandra_schema_wait: float = Field(
+        300.0, gt=0, le=3600, description="seconds to wait for Keyspaces tables to turn ACTIVE after DDL"
+    )
 
     # Certificate authority
     max_validity_days: int = Field(397, ge=1, le=3650, description="longest validity of an issued certificate")
@@ -231,7 +262,50 @@ class Settings(BaseSettings):
             raise ValueError(
                 "cassandra_tls_cert_file needs cassandra_tls_ca_file (CSM_CASSANDRA_TLS_CA_FILE): TLS needs a CA"
             )
+        if self.cassandra_mode == "keyspaces":
+            if self.cassandra_aws_region is None:
+                raise ValueError("cassandra_aws_region (CSM_CASSANDRA_AWS_REGION) is required with cassandra_mode keyspaces")
+            if self.cassandra_tls_ca_file is None:
+                raise ValueError(
+                    "cassandra_tls_ca_file (CSM_CASSANDRA_TLS_CA_FILE) is required with cassandra_mode keyspaces "
+                    "(Keyspaces only accepts TLS)"
+                )
+            if self.cassandra_replication_class == "SimpleStrategy":
+                raise ValueError("cassandra_replication_class SimpleStrategy is not available on Amazon Keyspaces")
+        elif self.cassandra_replication_class == "SingleRegionStrategy":
+            raise ValueError("cassandra_replication_class SingleRegionStrategy needs cassandra_mode keyspaces")
+        if self.effective_auth == "sigv4" and self.cassandra_mode != "keyspaces":
+            raise ValueError("cassandra_auth sigv4 needs cassandra_mode keyspaces")
         return self
+
+    @property
+    def effective_replication_class(self) -> str:
+        if self.cassandra_replication_class is not None:
+            return self.cassandra_replication_class
+        return "SingleRegionStrategy" if self.cassandra_mode == "keyspaces" else "SimpleStrategy"
+
+    @property
+    def effective_protocol_version(self) -> int | None:
+        """None: the driver negotiates the highest version both sides speak."""
+        if self.cassandra_protocol_version is not None:
+            return self.cassandra_protocol_version
+        return KEYSPACES_PROTOCOL_VERSION if self.cassandra_mode == "keyspaces" else None
+
+    @property
+    def effective_tls_server_name(self) -> str | None:
+        if self.cassandra_tls_server_name is not None:
+            return self.cassandra_tls_server_name
+        if self.cassandra_mode == "keyspaces":
+            return f"cassandra.{self.cassandra_aws_region}.amazonaws.com"
+        return None
+
+    @property
+    def effective_auth(self) -> str:
+        if self.cassandra_auth is not None:
+            return self.cassandra_auth
+        if self.cassandra_mode == "keyspaces" and self.cassandra_username is None:
+            return "sigv4"
+        return "password"
 
     @property
     def master_key_bytes(self) -> bytes:

@@ -8,12 +8,23 @@ from typing import Any
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 
+class NegotiationFilter(logging.Filter):
+    """Drops the driver's warnings about stepping down the protocol version: the service lets it
+    negotiate on purpose (from DSE's versions down to v5 on Cassandra 4.1/5.0)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Downgrading core protocol version")
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A dictConfig for the service and uvicorn: one JSON line per record on stdout."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "asgi_correlation_id.CorrelationIdFilter", "default_value": None}},
+        "filters": {
+            "request_id": {"()": "asgi_correlation_id.CorrelationIdFilter", "default_value": None},
+            "negotiation": {"()": NegotiationFilter},
+        },
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
@@ -29,7 +40,7 @@ def logging_config(level: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": "json",
-                "filters": ["request_id"],
+                "filters": ["request_id", "negotiation"],
             }
         },
         "root": {"handlers": ["stdout"], "level": level},

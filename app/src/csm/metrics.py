@@ -25,3 +25,7 @@ for _outcome in ("ok", "error"):  # exposed as 0 before the first reconnect
     CASSANDRA_RECONNECTS.labels(outcome=_outcome)
 READY = Gauge("csm_ready", "1 when Cassandra is usable and the service ready, else 0")
 BUILD = Info("csm_build", "Version, git commit and build date of the running service")
+BATCHLOG_FALLBACKS = Counter(
+    "csm_cassandra_batchlog_fallbacks_total",
+    "Logged batches whose batch log could not be written (a node down but not yet convicted), sent unlogged",
+)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, RequestExecutionException
+from cassandra import ConsistencyLevel, OperationTimedOut, RequestExecutionException, WriteTimeout, WriteType
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -27,7 +27,8 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
 from csm.config import Settings
-from csm.metrics import CASSANDRA_QUERY_SECONDS, CASSANDRA_RECONNECTS
+from csm.metrics import BATCHLOG_FALLBACKS, CASSANDRA_QUERY_SECONDS, CASSANDRA_RECONNECTS
+from csm.store.keyspaces import wait_until_active
 from csm.store.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Database:
         self._connection: _Connection | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._migrated = False
         self.last_error = "not connected yet"
 
     @property
@@ -84,17 +86,16 @@ class Database:
             request_timeout=s.cassandra_request_timeout,
             row_factory=dict_factory,
         )
-        auth = (
-            PlainTextAuthProvider(s.cassandra_username, s.cassandra_password.get_secret_value())
-            if s.cassandra_username and s.cassandra_password
-            else None
-        )
+        options: dict[str, Any] = {}
+        if s.effective_protocol_version is not None:  # else the driver negotiates (v5 on 4.0+, v4 on Keyspaces)
+            options["protocol_version"] = s.effective_protocol_version
         return Cluster(
             contact_points=s.cassandra_contact_points,
             port=s.cassandra_port,
-            protocol_version=ProtocolVersion.V5,
-            auth_provider=auth,
+            auth_provider=self.auth_provider(),
             ssl_context=self.ssl_context(),
+            ssl_options=self.ssl_options(),
+            **options,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             reconnection_policy=ExponentialReconnectionPolicy(base_delay=BACKOFF_FIRST, max_delay=BACKOFF_MAX),
             connect_timeout=s.cassandra_connect_timeout,
@@ -102,6 +103,26 @@ class Database:
             idle_heartbeat_interval=10,
             idle_heartbeat_timeout=5,
         )
+
+    def auth_provider(self) -> Any:
+        s = self._settings
+        if s.effective_auth == "sigv4":
+            # The task's or pod's role, through the default AWS credential chain (no stored secret).
+            import boto3
+            from cassandra_sigv4.auth import SigV4AuthProvider
+
+            return SigV4AuthProvider(boto3.Session(region_name=s.cassandra_aws_region))
+        if s.cassandra_username and s.cassandra_password:
+            return PlainTextAuthProvider(s.cassandra_username, s.cassandra_password.get_secret_value())
+        return None
+
+    def ssl_options(self) -> dict[str, str] | None:
+        """The name the node certificates are checked against. Without it the driver would check the
+        address it connects to, which certificates naming only DNS names (Keyspaces') never carry."""
+        name = self._settings.effective_tls_server_name
+        if self._settings.cassandra_tls_ca_file is None or name is None or not self._settings.cassandra_tls_verify_hostname:
+            return None
+        return {"server_hostname": name}
 
     def ssl_context(self) -> ssl.SSLContext | None:
         s = self._settings
@@ -114,18 +135,30 @@ class Database:
         return context
 
     def connect(self) -> list[int]:
-        """Connects a new Cluster, which resolves the contact points again, applies migrations, swaps it
-        in for the current one and shuts that one down (blocking); returns the migration versions applied.
-        Requests hold on to the connection they started with: one caught by the swap fails as unavailable."""
+        """Connects a new Cluster, which resolves the contact points again, applies migrations (the first
+        time only: a reconnect finds the schema in place), swaps it in for the current one and shuts that
+        one down (blocking); returns the migration versions applied. Requests hold on to the connection
+        they started with: one caught by the swap fails as unavailable."""
+        s = self._settings
         cluster = self._new_cluster()
         try:
             session = cluster.connect()
-            applied = migrate(
-                session,
-                self._settings.cassandra_keyspace,
-                self._settings.cassandra_replication_class,
-                self._settings.cassandra_replication_factor,
-            )
+            applied: list[int] = []
+            if self._migrated:
+                session.set_keyspace(s.cassandra_keyspace)
+            else:
+                on_ddl = None
+                if s.cassandra_mode == "keyspaces":
+                    def on_ddl(ddl_session: Session, statement: str) -> None:
+                        wait_until_active(ddl_session, s.cassandra_keyspace, statement, s.cassandra_schema_wait)
+                applied = migrate(
+                    session,
+                    s.cassandra_keyspace,
+                    s.effective_replication_class,
+                    s.cassandra_replication_factor,
+                    on_ddl=on_ddl,
+                )
+                self._migrated = True
         except BaseException:
             cluster.shutdown()
             raise
@@ -205,16 +238,38 @@ class Database:
         connection = self._current()
         bound = (await self._prepare(connection, cql)).bind(params)
         bound.fetch_size = fetch_size
+        # Every statement but a conditional update writes the same thing twice: on a node lost mid-request
+        # (kill -9, rolling restart), the driver may send it again to the next replica.
+        bound.is_idempotent = _idempotent(cql)
         future = connection.session.execute_async(bound, paging_state=paging_state)
         return await self._timed(operation, _result(future))
 
     async def execute_batch(self, operation: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Runs statements as one logged (atomic) batch."""
         connection = self._current()
+        bound = [(await self._prepare(connection, cql)).bind(params) for cql, params in statements]
+        idempotent = all(_idempotent(cql) for cql, _ in statements)
         batch = BatchStatement(BatchType.LOGGED)
-        for cql, params in statements:
-            batch.add((await self._prepare(connection, cql)).bind(params))
-        await self._timed(operation, _result(connection.session.execute_async(batch)))
+        for statement in bound:
+            batch.add(statement)
+        batch.is_idempotent = idempotent
+        try:
+            await self._timed(operation, _result(connection.session.execute_async(batch)))
+        except StoreUnavailable as error:
+            if not (idempotent and _batchlog_timeout(error.__cause__)):
+                raise
+            # The batch log could not be written: nothing of the batch was applied. That happens for the
+            # seconds after a node dies and before the others' failure detector convicts it (with three
+            # nodes every batch log write needs the dead one). Each statement is idempotent, so the
+            # same statements go as an unlogged batch, each at LOCAL_QUORUM: a success is as durable as
+            # the logged one's; only a failure may leave part applied, never acknowledged.
+            log.warning("batch log unavailable; writing the batch unlogged", extra={"operation": operation})
+            BATCHLOG_FALLBACKS.inc()
+            unlogged = BatchStatement(BatchType.UNLOGGED)
+            for statement in bound:
+                unlogged.add(statement)
+            unlogged.is_idempotent = True
+            await self._timed(operation, _result(connection.session.execute_async(unlogged)))
 
     async def ping(self) -> None:
         """A cheap query that succeeds only when a node answers."""
@@ -232,6 +287,17 @@ class Database:
             raise StoreUnavailable(_describe(error)) from error
         finally:
             CASSANDRA_QUERY_SECONDS.labels(operation=operation, outcome=outcome).observe(time.perf_counter() - started)
+
+
+def _batchlog_timeout(error: BaseException | None) -> bool:
+    write_type = getattr(error, "write_type", None)
+    return isinstance(error, WriteTimeout) and write_type in (WriteType.BATCH_LOG, "BATCH_LOG")
+
+
+def _idempotent(cql: str) -> bool:
+    """Whether running ``cql`` twice leaves what running it once does: not a lightweight transaction,
+    whose second run answers [applied] = false."""
+    return " IF " not in cql.upper()
 
 
 async def _result(future: ResponseFuture) -> ResultSet:
