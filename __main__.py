@@ -1,7 +1,7 @@
 """CSM Pulumi program: parse the stack config, describe the service, deploy the chosen target.
 
 All config errors are reported at once, before any resource is planned. The target's
-components come from components/targets.py (ecs now; eks and swarm plug in there).
+components come from components/targets.py.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError, StackConfig
-from components.image import Image, ImageArgs, app_version, git_commit
+from components.image import Image, ImageArgs, app_version, commit_time, git_commit, read_build_secrets
 from components.spec import build_spec
 from components.targets import DeployedImage, deployer, ecr_repository_arn
 
@@ -27,24 +27,36 @@ if cfg.aws_region:
     ))
     opts = pulumi.ResourceOptions(providers={"aws": provider})
 
+# The Image component (and with it the ECR repositories) is always declared: with csm:imageRef it deploys that digest and
+# builds nothing, so switching a stack that already built to imageRef neither deletes its protected release repository
+# (which would fail `pulumi up`) nor its staging repository.
+built = Image(f"{cfg.name}-image", ImageArgs(
+    repository_name=cfg.image_repository,
+    version=cfg.image.version or app_version(),
+    commit=git_commit(context=cfg.image.context),
+    platforms=cfg.image.platforms,
+    context=cfg.image.context,
+    dockerfile=cfg.image.dockerfile,
+    scan=cfg.image.scan,
+    scan_policy=cfg.image.scan_policy,
+    kms_key_arn=cfg.image.kms_key_arn,
+    unpulled_expiry_days=cfg.image.unpulled_expiry_days,
+    untagged_expiry_days=cfg.image.untagged_expiry_days,
+    deletion_protection=cfg.general.deletion_protection,
+    source_date_epoch=commit_time(),
+    deploy_ref=cfg.image.ref,
+    build_args=cfg.image.build_arg_map,
+    build_network=cfg.image.build_network,
+    build_exec=cfg.image.build_exec,
+    build_secrets=read_build_secrets(cfg.image.build_secret_map) if cfg.image.ref is None else {},
+    registry=cfg.image.registry,
+    registry_username=cfg.image.registry_username,
+    registry_password=pulumi.Config("csm").get_secret("imageRegistryPassword") if cfg.image.registry_password else None,
+), opts=opts)
 if cfg.image.ref:
-    image = DeployedImage(ref=pulumi.Output.from_input(cfg.image.ref),
-                          ecr_repository_arn=pulumi.Output.from_input(ecr_repository_arn(cfg.image.ref)) if ecr_repository_arn(cfg.image.ref) else None)
+    arn = ecr_repository_arn(cfg.image.ref)
+    image = DeployedImage(ref=pulumi.Output.from_input(cfg.image.ref), ecr_repository_arn=pulumi.Output.from_input(arn) if arn else None)
 else:
-    built = Image(f"{cfg.name}-image", ImageArgs(
-        repository_name=cfg.image.repository,
-        version=cfg.image.version or app_version(),
-        commit=git_commit(context=cfg.image.context),
-        platforms=cfg.image.platforms,
-        context=cfg.image.context,
-        dockerfile=cfg.image.dockerfile,
-        scan=cfg.image.scan,
-        scan_policy=cfg.image.scan_policy,
-        kms_key_arn=cfg.image.kms_key_arn,
-        keep_images=cfg.image.keep_images,
-        untagged_expiry_days=cfg.image.untagged_expiry_days,
-        deletion_protection=cfg.general.deletion_protection,
-    ), opts=opts)
     image = DeployedImage(ref=built.ref, ecr_repository_arn=built.repository_arn)
 
 spec = build_spec(cfg)

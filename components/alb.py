@@ -25,6 +25,8 @@ class LoadBalancerArgs:
     idle_timeout: int = 60
     deregistration_delay: int = 30
     deletion_protection: bool = False
+    # Paths the public listener refuses (404): the service's unauthenticated operational endpoints.
+    private_paths: Sequence[str] = ("/metrics", "/metrics/*", "/info", "/info/*")
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -90,6 +92,17 @@ class LoadBalancer(pulumi.ComponentResource):
             )
         else:
             listener = aws.lb.Listener(f"{name}-http", load_balancer_arn=lb.arn, port=80, protocol="HTTP", default_actions=forward, opts=child)
+
+        # Operational endpoints stay off the public listener: /metrics and /info answer without a token. Health checks
+        # reach the targets directly, not through the listener, so they are unaffected.
+        aws.lb.ListenerRule(
+            f"{name}-no-ops", listener_arn=listener.arn, priority=1,
+            conditions=[aws.lb.ListenerRuleConditionArgs(
+                path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(args.private_paths)))],
+            actions=[aws.lb.ListenerRuleActionArgs(type="fixed-response", fixed_response=aws.lb.ListenerRuleActionFixedResponseArgs(
+                content_type="application/json", status_code="404", message_body='{"detail":"Not Found"}'))],
+            opts=child,
+        )
 
         self.arn = lb.arn
         self.arn_suffix = lb.arn_suffix

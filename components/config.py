@@ -57,6 +57,47 @@ IMAGE_SECRETS_DIR = "/run/secrets"
 REQUIRED_SECRET_SETTINGS = ("master_key", "api_tokens")
 GRAVITON_TYPE = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^@]+@sha256:[0-9a-f]{64}$")
+SECRET_PLACEHOLDER = "<secret>"  # nosec B105 # what components.stackfiles shows for an encrypted value; not a secret
+
+# EKS node capacity (managed node groups, AL2023 AMIs). vCPUs by size; GiB of memory per vCPU by family class.
+EC2_SIZE_VCPUS = {"medium": 1, "large": 2, "xlarge": 4}
+EC2_MEMORY_PER_VCPU = {"m": 4, "c": 2, "r": 8}
+# DaemonSets on every node (requests): aws-node 25m + kube-proxy 100m; the CloudWatch agent and Fluent Bit of the
+# amazon-cloudwatch-observability add-on (eksContainerInsights) about 300m / 400Mi more.
+DAEMONSET_CPU_M, DAEMONSET_MEM_MI = 125, 128
+INSIGHTS_CPU_M, INSIGHTS_MEM_MI = 300, 400
+
+
+def instance_capacity(instance_type: str) -> Optional[tuple[int, int, int]]:
+    """(vCPUs, memory MiB, max pods) of an m/c/r family type (m7g.large, c6i.2xlarge, ...); None for others."""
+    match = re.match(r"^([mcr])\d+[a-z]*\.(medium|large|xlarge|(\d+)xlarge)$", instance_type)
+    if not match:
+        return None
+    family, size, times = match.groups()
+    vcpus = int(times) * 4 if times else EC2_SIZE_VCPUS[size]
+    max_pods = {1: 8, 2: 29, 4: 58, 8: 58}.get(vcpus, 110 if vcpus < 30 else 250)
+    return vcpus, vcpus * EC2_MEMORY_PER_VCPU[family] * 1024, max_pods
+
+
+def allocatable(instance_type: str) -> Optional[tuple[int, int]]:
+    """Allocatable (millicores, MiB) as the EKS AMI's bootstrap computes it: kube-reserved CPU 6% of the first core, 1% of the
+    second, 0.5% of cores 3-4, 0.25% of the rest; kube-reserved memory 255Mi + 11Mi per pod; eviction threshold 100Mi."""
+    cap = instance_capacity(instance_type)
+    if cap is None:
+        return None
+    vcpus, mem, max_pods = cap
+    reserved = 60 + (10 if vcpus > 1 else 0) + 5 * max(0, min(vcpus, 4) - 2) + 2.5 * max(0, vcpus - 4)
+    return vcpus * 1000 - int(reserved + 0.999), mem - (255 + 11 * max_pods) - 100
+
+
+def pods_per_node(instance_type: str, cpu_m: int, mem_mi: int, insights: bool) -> Optional[int]:
+    alloc = allocatable(instance_type)
+    if alloc is None:
+        return None
+    cpu = alloc[0] - DAEMONSET_CPU_M - (INSIGHTS_CPU_M if insights else 0)
+    mem = alloc[1] - DAEMONSET_MEM_MI - (INSIGHTS_MEM_MI if insights else 0)
+    return max(0, min(cpu // max(cpu_m, 1), mem // max(mem_mi, 1)))
 
 
 class Problem(typing.NamedTuple):
@@ -114,7 +155,9 @@ def _is_optional(annotation: Any) -> bool:
 
 
 class GeneralConfig(_Section):
-    target: Literal["ecs", "eks", "swarm"] = _f("target", "ecs", "Where CSM runs: ECS Fargate, EKS or a Docker Swarm host.")
+    target: Literal["ecs", "eks", "kubernetes", "swarm"] = _f(
+        "target", "ecs", "Where CSM runs: ECS Fargate, EKS, any Kubernetes cluster (by kubeconfig) or a Docker Swarm host."
+    )
     environment: Literal["dev", "staging", "prod"] = _f(
         "environment", ..., "Environment class; 'prod' turns on the strict rules (>=2 tasks in >=2 AZs, HTTPS, deletion protection, ...)."
     )
@@ -145,8 +188,26 @@ Platform = Literal["linux/amd64", "linux/arm64"]
 
 
 class ImageConfig(_Section):
-    repository: str = _f(
-        "imageRepository", "csm", "ECR repository name the image is pushed to.",
+    registry: Optional[str] = _f(
+        "imageRegistry", None,
+        "Registry the built image is pushed to: empty = Amazon ECR (the stack creates the repositories); otherwise an existing "
+        "registry's host[:port][/path] (e.g. 127.0.0.1:5000), pushed as <imageRegistry>/<imageRepository>.",
+        pattern=r"^[a-z0-9.-]+(:\d{1,5})?(/[a-z0-9._-]+)*$",
+    )
+    registry_username: Optional[str] = _f("imageRegistryUsername", None, "imageRegistry: user name to push with (empty = no login).")
+    registry_password: Optional[str] = _f("imageRegistryPassword", None, "imageRegistry: password or token to push with.", secret=True)
+    build_exec: bool = _f(
+        "imageBuildExec", False,
+        "Build with the local docker CLI (docker buildx and its default builder) instead of pulumi-docker-build's embedded BuildKit client.",
+    )
+    build_network: Literal["default", "host"] = _f("imageBuildNetwork", "default", "Network of the build's RUN steps (host: reach a proxy or mirror on the build host).")
+    build_args: list[str] = _f("imageBuildArgs", [], "Extra build arguments, each 'NAME=value' (e.g. BASE_IMAGE=<a base image you can pull>).")
+    build_secret_files: list[str] = _f(
+        "imageBuildSecretFiles", [], "BuildKit secrets from files on the build host, each '<id>=<absolute path>' (e.g. ca=/etc/ssl/certs/ca-certificates.crt).",
+    )
+    repository: Optional[str] = _f(
+        "imageRepository", None, "Repository the image is pushed to (ECR repository, or the path below imageRegistry); empty = '<serviceName>-<stack>' (repository names are unique per "
+        "account and region, so two stacks sharing one name collide unless they share it on purpose).",
         pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$", max_length=256,
     )
     context: str = _f("imageContext", "app", "Docker build context, relative to the project root.", min_length=1)
@@ -167,8 +228,42 @@ class ImageConfig(_Section):
         "imageScanPolicy", "prod", "Vulnerability gate policy (python -m security.gate --policy): prod also blocks fixable HIGH; CRITICAL always blocks."
     )
     kms_key_arn: Optional[str] = _f("imageKmsKeyArn", None, "KMS key for ECR encryption; empty = the AWS managed key (aws/ecr).")
-    keep_images: int = _f("imageKeepCount", 30, "Lifecycle policy: keep this many most recent tagged images.", ge=1, le=1000)
+    repository_credentials: Optional[str] = _f(
+        "imageRepositoryCredentials", None,
+        "ECS with an imageRef outside ECR (ghcr.io, ...): Secrets Manager secret (name or ARN) holding {\"username\", \"password\"} for the "
+        "private registry (the task definition's repositoryCredentials).", pattern=r"^[A-Za-z0-9/_+=.@:-]{1,2048}$",
+    )
+    unpulled_expiry_days: int = _f(
+        "imageUnpulledExpiryDays", 90, "Lifecycle policy: expire a tagged release image only after it was not pulled for this many days "
+        "(sinceImagePulled; running tasks, pods and rollback targets are pulled again on every start).", ge=30, le=3650,
+    )
     untagged_expiry_days: int = _f("imageUntaggedExpiryDays", 7, "Lifecycle policy: expire untagged images (build cache layers excluded) after this many days.", ge=1, le=365)
+
+    @field_validator("build_args")
+    @classmethod
+    def _build_args(cls, items: list[str]) -> list[str]:
+        for item in items:
+            name, sep, _ = item.partition("=")
+            if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(f"each entry must be 'NAME=value' (got {name!r})")
+        return items
+
+    @field_validator("build_secret_files")
+    @classmethod
+    def _build_secret_files(cls, items: list[str]) -> list[str]:
+        for item in items:
+            sid, sep, path = item.partition("=")
+            if not sep or not re.match(r"^[A-Za-z0-9_.-]+$", sid) or not path.startswith("/"):
+                raise ValueError(f"each entry must be '<id>=<absolute path>' (got {item!r})")
+        return items
+
+    @property
+    def build_arg_map(self) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in self.build_args)
+
+    @property
+    def build_secret_map(self) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in self.build_secret_files)
 
     @field_validator("ref")
     @classmethod
@@ -398,7 +493,13 @@ class IngressConfig(_Section):
     )
     internal: bool = _f("albInternal", False, "Internal load balancer (in the private subnets) instead of internet-facing.")
     ssl_policy: str = _f("albSslPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06", "TLS policy of the HTTPS listener.", pattern=r"^ELBSecurityPolicy-[A-Za-z0-9-]+$")
-    idle_timeout: int = _f("albIdleTimeout", 60, "Load balancer idle timeout, seconds.", ge=1, le=4000)
+    idle_timeout: int = _f(
+        "albIdleTimeout", 60, "Load balancer idle timeout, seconds; the service's HTTP keep-alive (CSM_KEEP_ALIVE_TIMEOUT) is set above it on every target.",
+        ge=1, le=4000,
+    )
+    allow_insecure_dev: bool = _f(
+        "allowInsecureDev", False, "Allow an internet-facing listener without TLS (bearer tokens in cleartext): dev/staging only, never prod.",
+    )
 
     @field_validator("certificate_arn")
     @classmethod
@@ -448,11 +549,12 @@ class EksConfig(_Section):
     kubernetes_version: str = _f("eksKubernetesVersion", "1.33", "Kubernetes version (new cluster; rendered objects are validated against its schema).", pattern=r"^1\.\d{2}$")
     node_mode: Literal["managed", "fargate"] = _f("eksNodeMode", "managed", "New cluster: managed node group or a Fargate profile.")
     instance_types: list[str] = _f(
-        "eksInstanceTypes", ["m7g.large"], "Managed node group instance types (Graviton types for arm64).", min_length=1,
+        "eksInstanceTypes", ["m7g.xlarge"], "Managed node group instance types (Graviton types for arm64); the pods per node they fit, with "
+        "eksNodeMaxSize, must hold scalingMaxCount plus a surge pod.", min_length=1,
     )
     node_min: int = _f("eksNodeMinSize", 2, "Managed node group minimum size.", ge=1, le=100)
     node_desired: int = _f("eksNodeDesiredSize", 2, "Managed node group desired size.", ge=1, le=100)
-    node_max: int = _f("eksNodeMaxSize", 4, "Managed node group maximum size.", ge=1, le=100)
+    node_max: int = _f("eksNodeMaxSize", 6, "Managed node group maximum size (the cluster autoscaler a created cluster runs adds nodes up to it).", ge=1, le=100)
     namespace: str = _f("eksNamespace", "csm", "Kubernetes namespace of the service.", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     identity_mode: Literal["irsa", "pod-identity"] = _f("eksIdentityMode", "irsa", "How the ServiceAccount gets its IAM role: IRSA or EKS Pod Identity.")
     install_external_secrets: bool = _f("eksInstallExternalSecrets", True, "Install External Secrets Operator (secretSource aws).")
@@ -466,6 +568,42 @@ class EksConfig(_Section):
             if not re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", t):
                 raise ValueError(f"{t!r} is not an EC2 instance type")
         return types
+
+
+class KubernetesConfig(_Section):
+    kubeconfig: Optional[str] = _f(
+        "kubernetesKubeconfig", None, "target kubernetes: kubeconfig of the cluster (YAML text; set it as a secret).", secret=True,
+    )
+    context: Optional[str] = _f("kubernetesContext", None, "target kubernetes: kubeconfig context to use; empty = its current context.")
+    namespace: str = _f("kubernetesNamespace", "csm", "target kubernetes: namespace of the service.", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    version: str = _f(
+        "kubernetesVersion", "1.33", "target kubernetes: the cluster's minor version (Pod Security profile version; objects are validated against its schema).",
+        pattern=r"^1\.\d{2}$",
+    )
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = _f(
+        "kubernetesServiceType", "ClusterIP", "target kubernetes: type of the service's Service (NodePort or LoadBalancer publish it without an Ingress).",
+    )
+    node_port: int = _f("kubernetesNodePort", 0, "kubernetesServiceType NodePort: the node port (30000-32767); 0 = the cluster picks one.", ge=0, le=32767)
+    node_address: Optional[str] = _f(
+        "kubernetesNodeAddress", None, "kubernetesServiceType NodePort: the node address users reach, for the serviceUrl output.",
+        pattern=r"^[A-Za-z0-9.:-]+$",
+    )
+    ingress: bool = _f("kubernetesIngress", False, "target kubernetes: create an Ingress (for the cluster's own Ingress controller).")
+    ingress_class: Optional[str] = _f("kubernetesIngressClass", None, "kubernetesIngress: ingressClassName; empty = the cluster's default class.")
+    ingress_tls_secret: Optional[str] = _f(
+        "kubernetesIngressTlsSecret", None, "kubernetesIngress: name of the kubernetes.io/tls Secret in the namespace that serves domainName over HTTPS.",
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+    )
+    progress_deadline: int = _f(
+        "kubernetesProgressDeadlineSeconds", 600,
+        "target kubernetes: seconds a rollout may go without progress before it (and `pulumi up`) fails; the old pods keep serving.",
+        ge=30, le=3600,
+    )
+    secret_store: Optional[str] = _f(
+        "kubernetesSecretStore", None,
+        "target kubernetes with secretSource aws: the External Secrets store the ExternalSecrets read from, 'SecretStore/<name>' (in the namespace) or 'ClusterSecretStore/<name>'.",
+        pattern=r"^(SecretStore|ClusterSecretStore)/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+    )
 
 
 class SwarmConfig(_Section):
@@ -482,6 +620,17 @@ class SwarmConfig(_Section):
     proxy_image: Optional[str] = _f(
         "swarmProxyImage", None,
         "swarmPublishMode host: the HAProxy image (deploy/swarm/proxy, repository@sha256:<digest>) published in front of the replicas.",
+    )
+    proxy_tls_secret: Optional[str] = _f(
+        "swarmProxyTlsSecret", None,
+        "TLS at the proxy: the secret holding the PEM certificate chain followed by its private key (a Secrets Manager name/ARN or a "
+        "Pulumi secret config key, as csm:secretSource says); HAProxy then serves HTTPS only. Required in prod.",
+        pattern=r"^[A-Za-z0-9/_+=.@:-]{1,2048}$",
+    )
+    secret_name_key: Optional[str] = _f(
+        "swarmSecretNameKey", None,
+        "Key of the HMAC-SHA256 that versions Docker secret names (set it with `pulumi config set --secret`, >= 32 random characters); "
+        "empty = a plain SHA-256 of the value, allowed in dev only.", secret=True,
     )
 
     @field_validator("proxy_image")
@@ -512,6 +661,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "alarms": AlarmsConfig,
     "ecs": EcsConfig,
     "eks": EksConfig,
+    "kubernetes": KubernetesConfig,
     "swarm": SwarmConfig,
 }
 
@@ -519,6 +669,13 @@ SECTIONS: dict[str, type[_Section]] = {
 KEYS: dict[str, tuple[str, str]] = {
     field.alias: (section, name) for section, model in SECTIONS.items() for name, field in model.model_fields.items()
 }
+
+
+# keys whose values are secrets: set with `pulumi config set --secret`
+SECRET_KEYS: frozenset[str] = frozenset(
+    field.alias for model in SECTIONS.values() for field in model.model_fields.values()  # type: ignore[misc]
+    if field.json_schema_extra and field.json_schema_extra.get("secret")  # type: ignore[union-attr]
+)
 
 
 # --------------------------------------------------------------------------- cross-key rules
@@ -541,9 +698,11 @@ def P(key: str, reason: str) -> Problem:
     return Problem(qualify(key), reason)
 
 
-@rule("target", AWS_REGION_KEY, "cassandraMode", "swarmAwsLogs", "imageRef")
+@rule("target", AWS_REGION_KEY, "cassandraMode", "swarmAwsLogs", "imageRef", "imageRegistry", "secretSource")
 def _region_needed(c: StackConfig) -> Iterable[Problem]:
-    needs = c.target in ("ecs", "eks") or c.cassandra.mode == "keyspaces" or c.swarm.aws_logs or c.image.ref is None
+    ecr_build = c.image.ref is None and c.image.registry is None
+    aws_secrets = c.target == "swarm" and c.secrets.source == "aws" and bool(c.secrets.items)
+    needs = c.target in ("ecs", "eks") or c.cassandra.mode == "keyspaces" or c.swarm.aws_logs or ecr_build or aws_secrets
     if needs and c.aws_region is None:
         yield P(AWS_REGION_KEY, "is required (AWS resources are created for this stack)")
 
@@ -783,12 +942,82 @@ def _eks_fargate(c: StackConfig) -> Iterable[Problem]:
         yield P("eksContainerInsights", "must be false with eksNodeMode fargate (the observability add-on runs as DaemonSets, which Fargate does not run)")
 
 
+@rule("target", "eksClusterMode", "eksNodeMode", "environment")
+def _eks_fargate_network_policies(c: StackConfig) -> Iterable[Problem]:
+    # "Network policies are not supported for Pods that run on Fargate": the default-deny policies would be
+    # accepted and never enforced. https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html
+    if c.prod and c.target == "eks" and c.eks.cluster_mode == "create" and c.eks.node_mode == "fargate":
+        yield P("eksNodeMode", "must be managed in prod: EKS does not enforce NetworkPolicies for Pods on Fargate, so the service's "
+                "default-deny policies would silently not apply")
+
+
 @rule("target", "eksIdentityMode", "eksInstallExternalSecrets", "secretSource", "secrets")
 def _eks_pod_identity_eso(c: StackConfig) -> Iterable[Problem]:
     e = c.eks
     if c.target == "eks" and e.identity_mode == "pod-identity" and c.secrets.source == "aws" and c.secrets.items and not e.install_external_secrets:
         yield P("eksInstallExternalSecrets", "must be true with eksIdentityMode pod-identity and secretSource aws: the service's role trusts "
                 "the External Secrets controller this stack installs; with a pre-installed operator use eksIdentityMode irsa")
+
+
+@rule("target", "kubernetesKubeconfig")
+def _kubernetes_cluster(c: StackConfig) -> Iterable[Problem]:
+    if c.target == "kubernetes" and c.kubernetes.kubeconfig is None:
+        yield P("kubernetesKubeconfig", "is required with target kubernetes (pulumi config set --secret kubernetesKubeconfig \"$(cat kubeconfig)\")")
+
+
+@rule("target", "kubernetesServiceType", "kubernetesNodePort", "kubernetesNodeAddress")
+def _kubernetes_node_port(c: StackConfig) -> Iterable[Problem]:
+    k = c.kubernetes
+    if c.target != "kubernetes":
+        return
+    if k.service_type != "NodePort":
+        for key, value in (("kubernetesNodePort", k.node_port), ("kubernetesNodeAddress", k.node_address)):
+            if value:
+                yield P(key, f"only applies with kubernetesServiceType NodePort (it is {k.service_type})")
+    elif k.node_port and not 30000 <= k.node_port <= 32767:
+        # https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport (default --service-node-port-range)
+        yield P("kubernetesNodePort", f"must lie in the default node port range 30000-32767, or be 0 (got {k.node_port})")
+
+
+@rule("target", "kubernetesIngress", "kubernetesIngressTlsSecret", "kubernetesIngressClass", "domainName", "environment", "kubernetesServiceType")
+def _kubernetes_ingress(c: StackConfig) -> Iterable[Problem]:
+    k = c.kubernetes
+    if c.target != "kubernetes":
+        return
+    if not k.ingress:
+        for key, value in (("kubernetesIngressClass", k.ingress_class), ("kubernetesIngressTlsSecret", k.ingress_tls_secret)):
+            if value:
+                yield P(key, "only applies with kubernetesIngress true")
+    elif k.ingress_tls_secret and c.ingress.domain_name is None:
+        yield P("domainName", "is required with kubernetesIngressTlsSecret (the Ingress serves that host over TLS)")
+    if c.prod:
+        if not k.ingress or k.ingress_tls_secret is None:
+            yield P("kubernetesIngressTlsSecret", "is required in prod, with kubernetesIngress true: the service is served over HTTPS only")
+        if k.service_type != "ClusterIP":
+            yield P("kubernetesServiceType", f"must be ClusterIP in prod (got {k.service_type}): {k.service_type} publishes plain HTTP beside the TLS Ingress")
+
+
+@rule("target", "secretSource", "secrets", "kubernetesSecretStore")
+def _kubernetes_secrets(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "kubernetes":
+        return
+    uses_store = c.secrets.source == "aws" and bool(c.secrets.items)
+    if uses_store and c.kubernetes.secret_store is None:
+        yield P("kubernetesSecretStore", "is required with target kubernetes and secretSource aws: the ExternalSecrets read from a store you run")
+    if not uses_store and c.kubernetes.secret_store is not None:
+        yield P("kubernetesSecretStore", "only applies with secretSource aws and csm:secrets set")
+
+
+@rule("imageRegistry", "imageRegistryUsername", "imageRegistryPassword", "imageRef")
+def _image_registry(c: StackConfig) -> Iterable[Problem]:
+    i = c.image
+    if i.registry is None:
+        for key, value in (("imageRegistryUsername", i.registry_username), ("imageRegistryPassword", i.registry_password)):
+            if value:
+                yield P(key, "only applies with imageRegistry (ECR logins come from the AWS credentials)")
+    elif (i.registry_username is None) != (i.registry_password is None):
+        yield P("imageRegistryPassword" if i.registry_password is None else "imageRegistryUsername",
+                "imageRegistryUsername and imageRegistryPassword go together")
 
 
 @rule("target", "swarmHost", "swarmTlsCaCert", "swarmTlsCert", "swarmTlsKey")
@@ -815,6 +1044,110 @@ def _swarm_proxy(c: StackConfig) -> Iterable[Problem]:
         yield P("swarmProxyImage", "is required with swarmPublishMode host (the proxy publishes the port and balances over the replicas)")
 
 
+@rule("target", "ecsCapacityProvider", "serviceArchitecture")
+def _fargate_spot_arch(c: StackConfig) -> Iterable[Problem]:
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-capacity-providers.html
+    if c.target == "ecs" and c.ecs.capacity_provider == "FARGATE_SPOT" and c.service.architecture != "x86_64":
+        yield P("ecsCapacityProvider", "FARGATE_SPOT cannot run serviceArchitecture arm64: \"Linux tasks with the ARM64 architecture don't support "
+                "the Fargate Spot capacity provider. Fargate Spot only supports Linux tasks with the X86_64 architecture.\" (AWS ECS docs, "
+                "fargate-capacity-providers); use FARGATE, or serviceArchitecture x86_64")
+
+
+@rule("target", "imageRef", "imageRepositoryCredentials")
+def _private_registry(c: StackConfig) -> Iterable[Problem]:
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/private-auth.html
+    ref, creds = c.image.ref, c.image.repository_credentials
+    if c.target != "ecs":
+        if creds is not None:
+            yield P("imageRepositoryCredentials", "only applies with target ecs")
+        return
+    if ref is not None and not ECR_IMAGE.match(ref) and creds is None:
+        yield P("imageRepositoryCredentials", f"is required: imageRef {ref.split('@')[0]} is not in ECR, and Fargate pulls a private registry's "
+                "image only with repositoryCredentials (\"private registry authentication for tasks using AWS Secrets Manager\"); "
+                "or copy the release into ECR and deploy that digest")
+    if creds is not None and (ref is None or ECR_IMAGE.match(ref)):
+        yield P("imageRepositoryCredentials", "only applies to an imageRef outside ECR (ECR images are pulled with the execution role)")
+
+
+@rule("target", "environment", "albInternal", "certificateArn", "eksIngress", "allowInsecureDev", "swarmProxyTlsSecret",
+       "kubernetesIngress", "kubernetesIngressTlsSecret", "kubernetesServiceType")
+def _tls_everywhere(c: StackConfig) -> Iterable[Problem]:
+    # Bearer tokens must not cross the internet in cleartext.
+    if c.prod and c.ingress.allow_insecure_dev:
+        yield P("allowInsecureDev", "must be false in prod")
+        return
+    if c.ingress.allow_insecure_dev:
+        return
+    if c.target == "ecs" or (c.target == "eks" and c.eks.ingress):
+        if not c.ingress.internal and c.ingress.certificate_arn is None:
+            yield P("certificateArn", "is required for an internet-facing load balancer (albInternal false): without it the listener is "
+                    "HTTP and bearer tokens travel in cleartext; set certificateArn, albInternal true, or allowInsecureDev true (not in prod)")
+    if c.target == "swarm" and c.swarm.proxy_tls_secret is None:
+        yield P("swarmProxyTlsSecret", "is required: without it the published port is HTTP and bearer tokens travel in cleartext; "
+                "set it (TLS at the proxy, swarmPublishMode host), or allowInsecureDev true (not in prod)")
+    k = c.kubernetes
+    if c.target == "kubernetes":
+        if k.ingress and k.ingress_tls_secret is None:
+            yield P("kubernetesIngressTlsSecret", "is required with kubernetesIngress: without it the Ingress serves HTTP and bearer tokens "
+                    "travel in cleartext; or set allowInsecureDev true (not in prod)")
+        if k.service_type != "ClusterIP":
+            yield P("kubernetesServiceType", f"{k.service_type} publishes the service's plain HTTP outside the cluster: use ClusterIP behind a "
+                    "TLS Ingress, or set allowInsecureDev true (not in prod)")
+
+
+@rule("target", "swarmProxyTlsSecret", "swarmPublishMode", "secrets", "secretSource")
+def _swarm_proxy_tls(c: StackConfig) -> Iterable[Problem]:
+    ref = c.swarm.proxy_tls_secret
+    if c.target != "swarm" or ref is None:
+        return
+    if c.swarm.publish_mode != "host":
+        yield P("swarmProxyTlsSecret", "needs swarmPublishMode host: TLS is terminated at the proxy, which only runs in host mode")
+    if c.secrets.source == "pulumi":
+        if not CONFIG_KEY.match(ref) or ref in KEYS:
+            yield P("swarmProxyTlsSecret", f"with secretSource pulumi, {ref!r} must name a Pulumi secret config key")
+        elif qualify(ref) not in c.present_keys:
+            yield P("swarmProxyTlsSecret", f"Pulumi secret config key {qualify(ref)} is not set (pulumi config set --secret {ref} < cert-and-key.pem)")
+
+
+@rule("target", "environment", "swarmSecretNameKey")
+def _swarm_secret_name_key(c: StackConfig) -> Iterable[Problem]:
+    if c.target != "swarm":
+        return
+    key = c.swarm.secret_name_key
+    if key is None:
+        if c.general.environment != "dev":
+            yield P("swarmSecretNameKey", "is required outside dev: without it Docker secret names carry an unsalted hash of each value, "
+                    "which confirms a guessed password offline (pulumi config set --secret swarmSecretNameKey \"$(openssl rand -hex 32)\")")
+    elif key != SECRET_PLACEHOLDER and len(key) < 32:
+        yield P("swarmSecretNameKey", f"must be at least 32 characters (got {len(key)})")
+
+
+@rule("target", "eksClusterMode", "eksNodeMode", "eksInstanceTypes", "eksNodeMaxSize", "serviceCpu", "serviceMemory",
+      "scalingMaxCount", "eksContainerInsights")
+def _eks_capacity(c: StackConfig) -> Iterable[Problem]:
+    # Pods per node from the node's allocatable resources (EKS AMI kube-reserved and eviction threshold) less the DaemonSets,
+    # and the pod's requests (= serviceCpu in millicores, serviceMemory): https://docs.aws.amazon.com/eks/latest/best-practices/node_and_pod_capacity.html
+    # A rollout surges one pod (maxSurge 1) above scalingMaxCount; the cluster autoscaler adds nodes up to eksNodeMaxSize.
+    if c.target != "eks" or c.eks.cluster_mode != "create" or c.eks.node_mode != "managed":
+        return
+    cpu_m = c.service.cpu * 1000 // 1024
+    mem = c.service.memory
+    fits = {t: pods_per_node(t, cpu_m, mem, c.eks.container_insights) for t in c.eks.instance_types}
+    known = {t: n for t, n in fits.items() if n is not None}
+    if not known:
+        return
+    smallest, per_node = min(known.items(), key=lambda kv: kv[1])
+    if per_node < 1:
+        yield P("eksInstanceTypes", f"a pod (requests {cpu_m}m CPU, {mem}Mi) does not fit on {smallest} once the node's reserved resources "
+                "and the DaemonSets are taken: use a larger instance type or lower serviceCpu/serviceMemory")
+        return
+    pods = c.scaling.max_count + 1
+    nodes = -(-pods // per_node)
+    if nodes > c.eks.node_max:
+        yield P("eksNodeMaxSize", f"must be >= {nodes}: {smallest} fits {per_node} pod(s) of {cpu_m}m CPU/{mem}Mi, and scalingMaxCount "
+                f"{c.scaling.max_count} plus one surge pod need {pods} (got {c.eks.node_max})")
+
+
 # --------------------------------------------------------------------------- the model
 
 
@@ -838,6 +1171,7 @@ class StackConfig(BaseModel):
     alarms: AlarmsConfig = AlarmsConfig()
     ecs: EcsConfig = EcsConfig()
     eks: EksConfig = EksConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
     swarm: SwarmConfig = SwarmConfig()
 
     @property
@@ -853,6 +1187,11 @@ class StackConfig(BaseModel):
         return self.general.service_name
 
     @property
+    def image_repository(self) -> str:
+        """The ECR repository name: csm:imageRepository, else '<serviceName>-<stack>' (unique per stack in one account)."""
+        return self.image.repository or (f"{self.name}-{self.stack}" if self.stack else self.name)
+
+    @property
     def pulumi_secret_keys(self) -> list[str]:
         """Config keys holding secret values (secretSource pulumi), to read with require_secret."""
         return [e.ref for e in self.secrets.entries] if self.secrets.source == "pulumi" else []
@@ -860,8 +1199,10 @@ class StackConfig(BaseModel):
     # ---- parsing
 
     @classmethod
-    def load(cls, values: Mapping[str, Any], stack: str = "") -> "StackConfig":
-        problems: list[Problem] = []
+    def load(cls, values: Mapping[str, Any], stack: str = "", secret_keys: Optional[Iterable[str]] = None) -> "StackConfig":
+        """``secret_keys``: the keys set as secrets, when known (the engine's, or a stack file's where
+        an encrypted value reads as ``SECRET_PLACEHOLDER``); secret-only keys set otherwise are refused."""
+        problems: list[Problem] = [*_plaintext_secrets(values, secret_keys)] if secret_keys is not None else []
         sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         region: Any = None
         present: set[str] = set()
@@ -934,7 +1275,22 @@ class StackConfig(BaseModel):
         from pulumi.runtime import config as runtime_config
 
         values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-        return cls.load(values, stack=pulumi.get_stack())
+        secret_keys = [k for k in values if runtime_config.is_config_secret(k)]
+        return cls.load(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
+
+
+def _plaintext_secrets(values: Mapping[str, Any], secret_keys: Iterable[str]) -> Iterable[Problem]:
+    # Pulumi.yaml cannot mark these keys `secret: true` (the engine then rejects their "" default),
+    # so the model checks that a value given for one is encrypted.
+    from components.stackfiles import SECRET_PLACEHOLDER
+
+    secret = {qualify(k) for k in secret_keys}
+    for raw_key, value in values.items():
+        full = qualify(raw_key)
+        namespace, _, key = full.rpartition(":")
+        if namespace != NAMESPACE or key not in SECRET_KEYS or value in ("", None) or value == SECRET_PLACEHOLDER or full in secret:
+            continue
+        yield Problem(full, f"must be set as a secret (pulumi config set --secret {key} ...): it is stored in plaintext")
 
 
 def _reason(err: Mapping[str, Any]) -> str:
@@ -977,8 +1333,9 @@ def pulumi_project_config() -> dict[str, dict[str, Any]]:
             if typing.get_origin(field.annotation) is Literal:
                 description += f" One of: {', '.join(literals)}."
             decl["description"] = description
-            if field.json_schema_extra and field.json_schema_extra.get("secret"):  # type: ignore[union-attr]
-                decl["secret"] = True
+            if field.alias in SECRET_KEYS:
+                # Not `secret: true`: the engine refuses that with a default, and these keys are optional.
+                decl["description"] = description + " Set it as a secret (pulumi config set --secret)."
             if not field.is_required():
                 default = field.default
                 decl["default"] = "" if default is None else list(default) if isinstance(default, list) else default
@@ -1037,7 +1394,7 @@ def render_markdown() -> str:
         parts.append(f"\n## {section}\n\n| key | type | default | description |\n|---|---|---|---|\n")
         for f in model.model_fields.values():
             decl = decls[f.alias]  # type: ignore[index]
-            kind = decl["type"] + ("&lt;string&gt;" if decl["type"] == "array" else "") + (" (secret)" if decl.get("secret") else "")
+            kind = decl["type"] + ("&lt;string&gt;" if decl["type"] == "array" else "") + (" (secret)" if f.alias in SECRET_KEYS else "")
             description = decl["description"].replace("|", "\\|")
             parts.append(f"| `csm:{f.alias}` | {kind} | {_markdown_default(decl)} | {description} |\n")
     return "".join(parts)
@@ -1054,7 +1411,7 @@ def main(argv: list[str]) -> int:
         from components.stackfiles import load_stack_values
 
         try:
-            StackConfig.load(load_stack_values(argv[1]), stack=argv[1])
+            StackConfig.load(load_stack_values(argv[1]), stack=argv[1], secret_keys=())
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 1

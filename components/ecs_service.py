@@ -16,6 +16,7 @@ from components.render import ecs as render
 from components.spec import ServiceSpec
 
 HTTPS_PORT = 443
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
 @dataclass
@@ -57,11 +58,25 @@ class EcsService(pulumi.ComponentResource):
             opts=child,
         )
 
+        # The Fargate capacity providers must be associated with the cluster before a service names them in its
+        # capacity provider strategy ("they only need to be associated with a cluster to be used";
+        # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-capacity-providers.html).
+        capacity = aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity",
+            cluster_name=cluster.name,
+            capacity_providers=list(FARGATE_PROVIDERS),
+            default_capacity_provider_strategies=[aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
+                capacity_provider=args.capacity_provider, weight=1,
+            )],
+            opts=child,
+        )
+
         refs = list(args.secret_arns)
         container_definitions = pulumi.Output.all(
             args.image_ref, args.log_group_name, *[args.secret_arns[r] for r in refs]
         ).apply(lambda a: json.dumps(render.container_definitions(
             spec.with_image(a[0]), log_group=a[1], region=args.region, secret_arns=dict(zip(refs, a[2:])),
+            repository_credentials_arn=dict(zip(refs, a[2:])).get(spec.registry_credentials) if spec.registry_credentials else None,
         )))
         task_def = aws.ecs.TaskDefinition(
             f"{name}-task",
@@ -120,6 +135,7 @@ class EcsService(pulumi.ComponentResource):
             propagate_tags="SERVICE",
             opts=pulumi.ResourceOptions(
                 parent=self,
+                depends_on=[capacity],
                 # Application Auto Scaling owns the running count after the first deployment.
                 ignore_changes=["desiredCount"],
             ),

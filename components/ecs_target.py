@@ -67,7 +67,9 @@ class EcsTarget(pulumi.ComponentResource):
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids if args.internal else network.public_subnet_ids,
             target_port=spec.port,
-            health_path=spec.health.ready_path,
+            # Liveness, not readiness: ECS replaces every task its target group reports unhealthy, so a readiness check
+            # would cycle all tasks through a Cassandra outage (docs/health-model.md).
+            health_path=spec.health.live_path,
             health_interval=spec.health.interval,
             health_timeout=spec.health.timeout,
             unhealthy_threshold=spec.health.retries,
@@ -90,6 +92,10 @@ class EcsTarget(pulumi.ComponentResource):
             else aws.secretsmanager.get_secret_output(name=s.ref, opts=invoke).arn
             for s in spec.secrets
         }
+        if spec.registry_credentials:  # the private registry's credentials: read by the execution role at pull time
+            ref = spec.registry_credentials
+            secret_arns[ref] = (aws.secretsmanager.get_secret_output(arn=ref, opts=invoke) if ref.startswith("arn:")
+                                else aws.secretsmanager.get_secret_output(name=ref, opts=invoke)).arn
         roles = TaskRoles(f"{name}-roles", TaskRolesArgs(
             log_group_arn=log_group.arn,
             region=args.region,

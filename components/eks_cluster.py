@@ -27,6 +27,51 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 )
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
+# Nodes are scaled by the Cluster Autoscaler (managed node groups tag their Auto Scaling group for its auto-discovery:
+# k8s.io/cluster-autoscaler/enabled and k8s.io/cluster-autoscaler/<cluster>; https://docs.aws.amazon.com/eks/latest/best-practices/cas.html).
+AUTOSCALER_CHART = "cluster-autoscaler"
+AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
+AUTOSCALER_CHART_VERSION = "9.38.0"
+AUTOSCALER_NAMESPACE = "kube-system"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+# The HPA reads pod CPU/memory from the metrics API: metrics-server, an EKS community add-on.
+METRICS_SERVER_ADDON = "metrics-server"
+
+
+def cluster_autoscaler_policy(cluster_name: str) -> list[dict]:
+    """What the Cluster Autoscaler calls on AWS: describe anything, resize only this cluster's node groups."""
+    return [
+        {
+            "Sid": "Discover",
+            "Effect": "Allow",
+            "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                       "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags",
+                       "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
+                       "ec2:GetInstanceTypesFromInstanceRequirements", "eks:DescribeNodegroup"],
+            "Resource": "*",  # Describe* have no resource-level permissions
+        },
+        {
+            "Sid": "ResizeOwnNodeGroups",
+            "Effect": "Allow",
+            "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}},
+        },
+    ]
+
+
+def cluster_autoscaler_values(cluster_name: str, region: Optional[str], kubernetes_version: str, role_arn: str) -> dict:
+    return {
+        "cloudProvider": "aws",
+        "awsRegion": region,  # pods cannot reach IMDS (hop limit 1), so the region is given
+        "autoDiscovery": {"clusterName": cluster_name},
+        "image": {"tag": f"v{kubernetes_version}.0"},  # the autoscaler's minor version follows the cluster's
+        "rbac": {"serviceAccount": {"create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
+                                    "annotations": {"eks.amazonaws.com/role-arn": role_arn}}},
+        "extraArgs": {"balance-similar-node-groups": True, "expander": "least-waste", "skip-nodes-with-system-pods": False},
+        "priorityClassName": "system-cluster-critical",
+        "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "300Mi"}},
+    }
 
 
 @dataclass
@@ -37,16 +82,18 @@ class EksClusterArgs:
     version: str = "1.33"
     node_mode: Literal["managed", "fargate"] = "managed"
     architecture: Literal["arm64", "x86_64"] = "arm64"
-    instance_types: Sequence[str] = field(default_factory=lambda: ["m7g.large"])
+    instance_types: Sequence[str] = field(default_factory=lambda: ["m7g.xlarge"])
     node_min: int = 2
     node_desired: int = 2
-    node_max: int = 4
+    node_max: int = 6
     node_disk_gib: int = 20
     network: NetworkArgs = field(default_factory=NetworkArgs)
     fargate_namespaces: Sequence[str] = field(default_factory=list)  # besides kube-system
     pod_identity_agent: bool = False
     public_access_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
     deletion_protection: bool = False
+    node_autoscaler: bool = True  # created managed clusters: the Cluster Autoscaler resizes the node group within min..max
+    metrics_server: bool = True  # created clusters: the metrics-server add-on (the HPA needs the metrics API)
 
 
 def node_trust() -> dict:
@@ -120,9 +167,43 @@ class EksCluster(pulumi.ComponentResource):
                 ))
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
                                      opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.workers)))
+        if args.mode == "create":
+            self._scaling(name, args)
         self.register_outputs({
             "cluster_name": self.cluster_name, "oidc_provider_arn": self.oidc_provider_arn, "oidc_issuer": self.oidc_issuer,
         })
+
+    def _scaling(self, name: str, args: EksClusterArgs) -> None:
+        """What makes the HPA and the node group act: metrics-server, and the Cluster Autoscaler for managed nodes."""
+        if args.metrics_server:
+            aws.eks.Addon(
+                f"{name}-metrics-server", cluster_name=args.cluster_name, addon_name=METRICS_SERVER_ADDON,
+                resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.workers)),
+            )
+        if not (args.node_autoscaler and args.node_mode == "managed"):
+            return
+        from components.eks_irsa import WorkloadRole, WorkloadRoleArgs
+
+        role = WorkloadRole(f"{name}-autoscaler", WorkloadRoleArgs(
+            mode="irsa", cluster_name=args.cluster_name, namespace=AUTOSCALER_NAMESPACE, service_account=AUTOSCALER_SERVICE_ACCOUNT,
+            oidc_provider_arn=self.oidc_provider_arn, oidc_issuer=self.oidc_issuer,
+            statements=cluster_autoscaler_policy(args.cluster_name), description="Cluster Autoscaler: resize this cluster's node groups",
+        ), opts=pulumi.ResourceOptions(parent=self))
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        k8s.helm.v3.Release(
+            f"{name}-autoscaler",
+            name=AUTOSCALER_CHART,
+            chart=AUTOSCALER_CHART,
+            version=AUTOSCALER_CHART_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=AUTOSCALER_REPO),
+            namespace=AUTOSCALER_NAMESPACE,
+            atomic=True,
+            cleanup_on_fail=True,
+            values=pulumi.Output.all(region, role.role_arn).apply(
+                lambda a: cluster_autoscaler_values(args.cluster_name, a[0], args.version, a[1])),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(self.workers)),
+        )
 
     def _node_group(self, name: str, args: EksClusterArgs, network: Network, cluster: eks.Cluster) -> aws.eks.NodeGroup:
         child = pulumi.ResourceOptions(parent=self)

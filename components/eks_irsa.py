@@ -50,7 +50,9 @@ def pod_identity_trust(cluster_name: str, namespace: str, service_account: str, 
             "Sid": "TrustedRoles",
             "Effect": "Allow",
             "Principal": {"AWS": sorted(trusted_role_arns)},
-            "Action": "sts:AssumeRole",
+            # Role chaining from a Pod Identity session passes its session tags on: without sts:TagSession the
+            # AssumeRole is denied (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_session-tags.html#id_session-tags_role-chaining).
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
         })
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -73,6 +73,10 @@ class EksTarget(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
         cluster = EksCluster(f"{name}-cluster", args.cluster, opts=child)
+        if args.cluster.mode == "create" and args.cluster.node_mode == "fargate":
+            # https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html (refused in prod by the config model)
+            pulumi.log.warn(f"{name}: EKS does not enforce NetworkPolicies for Pods on Fargate: the default-deny policies are not applied",
+                            resource=self)
         on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": cluster.provider}, depends_on=cluster.workers)
         ready: list[pulumi.Resource] = list(cluster.workers)
 

@@ -71,9 +71,10 @@ def task_policy(
         base = f"arn:aws:cassandra:{region}:{account_id}:/keyspace"
         statements += [
             {
+                # Create: the service runs its own migrations (CREATE KEYSPACE/TABLE IF NOT EXISTS) at start
                 "Sid": "OwnKeyspace",
                 "Effect": "Allow",
-                "Action": ["cassandra:Select", "cassandra:Modify"],
+                "Action": ["cassandra:Select", "cassandra:Modify", "cassandra:Create"],
                 "Resource": [f"{base}/{keyspace}/", f"{base}/{keyspace}/table/*"],
             },
             {

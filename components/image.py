@@ -66,7 +66,31 @@ def git_commit(root: Path = ROOT, context: str = "app") -> str:
     return f"{sha}-dirty-{digest.hexdigest()[:8]}"
 
 
-def lifecycle_policy(keep_images: int, untagged_expiry_days: int) -> str:
+def read_build_secrets(files: dict[str, str]) -> dict[str, pulumi.Output[str]]:
+    """BuildKit secrets (id -> file on the build host), read as Pulumi secrets."""
+    out = {}
+    for sid, path in files.items():
+        try:
+            out[sid] = pulumi.Output.secret(Path(path).read_text())
+        except OSError as exc:
+            raise pulumi.RunError(f"csm:imageBuildSecretFiles: cannot read {path} for build secret {sid!r}: {exc.strerror}") from None
+    return out
+
+
+def commit_time(root: Path = ROOT) -> Optional[int]:
+    """Unix time of HEAD's commit (SOURCE_DATE_EPOCH for reproducible builds); None without git."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=root, check=True, capture_output=True, text=True).stdout  # nosec B603 B607 # fixed git argv, no shell
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return int(out.strip()) if out.strip().isdigit() else None
+
+
+def lifecycle_policy(unpulled_expiry_days: int, untagged_expiry_days: int) -> str:
+    """Release repository: untagged leftovers expire after ``untagged_expiry_days``; a tagged release only once nothing pulled it
+    for ``unpulled_expiry_days`` (``sinceImagePulled``). Never by count: "keep the newest N" deletes what a running task
+    definition or a rollback target still names. Fargate and Kubernetes nodes pull on every task/pod start, and ECR records the
+    pull time at least daily (https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html)."""
     return json.dumps({
         "rules": [
             {
@@ -77,8 +101,9 @@ def lifecycle_policy(keep_images: int, untagged_expiry_days: int) -> str:
             },
             {
                 "rulePriority": 2,
-                "description": f"keep the {keep_images} most recent tagged images",
-                "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "imageCountMoreThan", "countNumber": keep_images},
+                "description": f"expire tagged images nothing pulled for {unpulled_expiry_days} days",
+                "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "sinceImagePulled", "countUnit": "days",
+                              "countNumber": unpulled_expiry_days},
                 "action": {"type": "expire"},
             },
         ]
@@ -125,7 +150,7 @@ class ImageArgs:
     scan: bool = True
     scan_policy: str = "prod"
     kms_key_arn: Optional[pulumi.Input[str]] = None
-    keep_images: int = 30
+    unpulled_expiry_days: int = 90
     untagged_expiry_days: int = 7
     deletion_protection: bool = False
     python: str = sys.executable
@@ -133,19 +158,35 @@ class ImageArgs:
     report_dir: str = "build/scan"
     project_root: str = str(ROOT)
     build_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    source_date_epoch: Optional[int] = None  # the commit's time: reproducible timestamps (SOURCE_DATE_EPOCH)
+    # Deploy this image (repository@sha256:...) instead of building: the repositories are still declared, so switching a
+    # stack that already built to csm:imageRef neither deletes the protected release repository nor the staging one.
+    deploy_ref: Optional[str] = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    build_network: str = "default"
+    build_exec: bool = False  # the local docker CLI and its default builder, not docker-build's embedded client
+    # An existing registry (host[:port][/path]) instead of ECR; nothing is created there.
+    registry: Optional[str] = None
+    registry_username: Optional[pulumi.Input[str]] = None
+    registry_password: Optional[pulumi.Input[str]] = None
 
 
 class Image(pulumi.ComponentResource):
     repository_url: pulumi.Output[str]
-    repository_arn: pulumi.Output[str]
+    repository_arn: Optional[pulumi.Output[str]] = None  # ECR only
     staging_repository_url: pulumi.Output[str]
     tag: str
     digest: pulumi.Output[str]
     ref: pulumi.Output[str]
+    release_tag: pulumi.Output[str]
 
     def __init__(self, name: str, args: ImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("csm:image:Image", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.tag = f"{args.version}-{args.commit}"
+        if args.registry is not None:
+            self._registry_pipeline(name, args)
+            return
         keep = pulumi.ResourceOptions(parent=self, protect=args.deletion_protection)
         encryption = [aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS", kms_key=args.kms_key_arn)]
 
@@ -158,7 +199,7 @@ class Image(pulumi.ComponentResource):
             force_delete=not args.deletion_protection,
             opts=keep,
         )
-        aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, policy=lifecycle_policy(args.keep_images, args.untagged_expiry_days), opts=child)
+        aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, policy=lifecycle_policy(args.unpulled_expiry_days, args.untagged_expiry_days), opts=child)
 
         staging = aws.ecr.Repository(
             f"{name}-staging",
@@ -175,13 +216,22 @@ class Image(pulumi.ComponentResource):
         )
         aws.ecr.LifecyclePolicy(f"{name}-staging-lifecycle", repository=staging.name, policy=staging_lifecycle_policy(), opts=child)
 
+        self.repository_url = repo.repository_url
+        self.repository_arn = repo.arn
+        self.staging_repository_url = staging.repository_url
+        if args.deploy_ref is not None:
+            self.ref = pulumi.Output.from_input(args.deploy_ref)
+            self.digest = self.ref.apply(lambda ref: ref.split("@", 1)[1])
+            self.release_tag = pulumi.Output.from_input("")
+            self._register()
+            return
+
         token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
         registry = docker_build.RegistryArgs(
             address=repo.repository_url.apply(lambda url: url.split("/", 1)[0]),
             username=token.user_name,
             password=token.password,
         )
-        self.tag = f"{args.version}-{args.commit}"
         cache_ref = staging.repository_url.apply(lambda url: f"{url}:{CACHE_TAG}")
 
         build = docker_build.Image(
@@ -189,46 +239,40 @@ class Image(pulumi.ComponentResource):
             context=docker_build.BuildContextArgs(location=str(Path(args.project_root) / args.context)),
             dockerfile=docker_build.DockerfileArgs(location=str(Path(args.project_root) / args.dockerfile)),
             platforms=list(args.platforms),
-            tags=[staging.repository_url.apply(lambda url: f"{url}:{self.tag}")],
-            push=True,
+            # Pushed to staging by digest only, with timestamps rewritten to SOURCE_DATE_EPOCH: a rebuild of the same
+            # <version>-<sha> never meets ImageTagAlreadyExists in the immutable staging repository.
+            exports=[docker_build.ExportArgs(raw=staging.repository_url.apply(
+                lambda url: f"type=image,name={url},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"))],
+            push=False,
             build_on_preview=False,
             registries=[registry],
             cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache_ref))],
             cache_to=[docker_build.CacheToArgs(registry=docker_build.CacheToRegistryArgs(
                 ref=cache_ref, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True))],
-            target=args.target,
-            build_args={"VERSION": args.version, "COMMIT": args.commit},
-            secrets=args.build_secrets or None,
             opts=child,
+            **_build_settings(args),
         )
         staged_ref = pulumi.Output.all(staging.repository_url, build.digest).apply(lambda a: f"{a[0]}@{a[1]}")
 
-        gate: list[pulumi.Resource] = []
-        if args.scan:
-            gate.append(command.local.Command(
-                f"{name}-scan",
-                create=scan_script(args.platforms, args.scan_policy, args.python, args.allowlist, args.report_dir),
-                interpreter=["/bin/sh", "-c"],
-                dir=args.project_root,
-                environment={"IMAGE": staged_ref},
-                triggers=[build.digest],
-                opts=child,
-            ))
+        gate = self._scan(name, args, staged_ref, build.digest)
 
+        # The release tag carries the digest's first 12 hex digits: a rebuild that differs (new base packages, ...) gets
+        # its own immutable tag instead of failing on ImageTagAlreadyExists.
+        self.release_tag = build.digest.apply(lambda d: f"{self.tag}-{d.split(':', 1)[1][:12]}")
         release = docker_build.Index(
             f"{name}-release",
             sources=[staged_ref],
-            tag=repo.repository_url.apply(lambda url: f"{url}:{self.tag}"),
+            tag=pulumi.Output.all(repo.repository_url, self.release_tag).apply(lambda a: f"{a[0]}:{a[1]}"),
             push=True,
             registry=registry,
             opts=pulumi.ResourceOptions(parent=self, depends_on=gate),
         )
 
-        self.repository_url = repo.repository_url
-        self.repository_arn = repo.arn
-        self.staging_repository_url = staging.repository_url
         self.digest = release.ref.apply(lambda ref: ref.split("@", 1)[1])
         self.ref = pulumi.Output.all(repo.repository_url, self.digest).apply(lambda a: f"{a[0]}@{a[1]}")
+        self._register()
+
+    def _register(self) -> None:
         self.register_outputs({
             "repository_url": self.repository_url,
             "repository_arn": self.repository_arn,
@@ -236,3 +280,77 @@ class Image(pulumi.ComponentResource):
             "digest": self.digest,
             "ref": self.ref,
         })
+
+    def _scan(self, name: str, args: ImageArgs, staged_ref: pulumi.Output[str], digest: pulumi.Output[str]) -> list[pulumi.Resource]:
+        if not args.scan:
+            return []
+        return [command.local.Command(
+            f"{name}-scan",
+            create=scan_script(args.platforms, args.scan_policy, args.python, args.allowlist, args.report_dir),
+            interpreter=["/bin/sh", "-c"],
+            dir=args.project_root,
+            environment={"IMAGE": staged_ref},
+            triggers=[digest],
+            opts=pulumi.ResourceOptions(parent=self),
+        )]
+
+    def _registry_pipeline(self, name: str, args: ImageArgs) -> None:
+        """Build, (scan,) push to an existing registry. Scanned: staged as <repo>-staging:<tag> and
+        copied to <repo>:<tag> once the gate passed, as with ECR. Not scanned: pushed straight to
+        <repo>:<tag>, with a warning in every preview and update."""
+        child = pulumi.ResourceOptions(parent=self)
+        repo_url = pulumi.Output.concat(args.registry, "/", args.repository_name)
+        self.repository_url = repo_url
+        self.release_tag = pulumi.Output.from_input(self.tag)
+        if args.deploy_ref is not None:
+            self.staging_repository_url = repo_url
+            self.ref = pulumi.Output.from_input(args.deploy_ref)
+            self.digest = self.ref.apply(lambda ref: ref.split("@", 1)[1])
+            self.register_outputs({"repository_url": self.repository_url, "digest": self.digest, "ref": self.ref})
+            return
+        address = (args.registry or "").split("/", 1)[0]
+        logins = [docker_build.RegistryArgs(address=address, username=args.registry_username, password=args.registry_password)] \
+            if args.registry_username is not None else []
+        staging_url = pulumi.Output.concat(repo_url, "-staging") if args.scan else repo_url
+        build = docker_build.Image(
+            f"{name}-build",
+            context=docker_build.BuildContextArgs(location=str(Path(args.project_root) / args.context)),
+            dockerfile=docker_build.DockerfileArgs(location=str(Path(args.project_root) / args.dockerfile)),
+            platforms=list(args.platforms),
+            tags=[pulumi.Output.concat(staging_url, ":", self.tag)],
+            push=True,
+            build_on_preview=False,
+            registries=logins or None,
+            opts=child,
+            **_build_settings(args),
+        )
+        staged_ref = pulumi.Output.all(staging_url, build.digest).apply(lambda a: f"{a[0]}@{a[1]}")
+        if args.scan:
+            release = docker_build.Index(
+                f"{name}-release", sources=[staged_ref], tag=pulumi.Output.concat(repo_url, ":", self.tag), push=True,
+                registry=logins[0] if logins else None,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self._scan(name, args, staged_ref, build.digest)),
+            )
+            self.digest = release.ref.apply(lambda ref: ref.split("@", 1)[1])
+        else:
+            pulumi.log.warn(f"{name}: csm:imageScan is false: {self.tag} is pushed without a vulnerability scan", resource=self)
+            self.digest = build.digest
+        self.staging_repository_url = staging_url
+        self.ref = pulumi.Output.all(repo_url, self.digest).apply(lambda a: f"{a[0]}@{a[1]}")
+        self.register_outputs({"repository_url": self.repository_url, "digest": self.digest, "ref": self.ref})
+
+
+def _build_settings(args: ImageArgs) -> dict:
+    """The docker-build Image arguments both pipelines share."""
+    settings: dict = {
+        "target": args.target,
+        "build_args": {**args.build_args, "VERSION": args.version, "COMMIT": args.commit,
+                       **({"SOURCE_DATE_EPOCH": str(args.source_date_epoch)} if args.source_date_epoch is not None else {})},
+        "secrets": args.build_secrets or None,
+    }
+    if args.build_network == "host":
+        settings["network"] = docker_build.NetworkMode.HOST
+    if args.build_exec:
+        settings["exec_"] = True
+        settings["builder"] = docker_build.BuilderConfigArgs(name="default")
+    return settings

@@ -98,6 +98,10 @@ class KubernetesApp(pulumi.ComponentResource):
             opts_ = pulumi.ResourceOptions(parent=self, depends_on=depends)
             if kind == "Secret":
                 opts_ = pulumi.ResourceOptions.merge(opts_, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"]))
+            if kind == "Deployment":
+                # `pulumi up` fails soon after the rollout stalls (the old pods keep serving), not after the provider's 10 min.
+                wait = f"{options.progress_deadline + 60}s"
+                opts_ = pulumi.ResourceOptions.merge(opts_, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait)))
             factory = FACTORIES.get(kind, _custom)
             res = factory(f"{name}-{kind.lower()}-{obj['metadata']['name']}", obj, opts_)
             self.resources[key] = res

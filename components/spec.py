@@ -110,6 +110,8 @@ class ServiceSpec:
     drain_seconds: int
     log_retention_days: int
     security: Security = field(default_factory=Security)
+    # ECS, an image outside ECR: the Secrets Manager secret (name or ARN) with the private registry's credentials.
+    registry_credentials: Optional[str] = None
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -131,9 +133,17 @@ def _secret_name(target: str) -> str:
     return base.removeprefix("csm-") or "secret"
 
 
+KEEP_ALIVE_MARGIN_SECONDS = 5
+
+
+def keep_alive_timeout(idle_timeout: int) -> int:
+    """The service's HTTP keep-alive for a load balancer idle timeout: always longer."""
+    return idle_timeout + KEEP_ALIVE_MARGIN_SECONDS
+
+
 def placeholder_image(cfg: StackConfig) -> str:
     """What ``make render`` shows before a build: the configured imageRef, else repository@<zero digest>."""
-    return cfg.image.ref or f"{cfg.image.repository}@{PLACEHOLDER_DIGEST}"
+    return cfg.image.ref or f"{cfg.image_repository}@{PLACEHOLDER_DIGEST}"
 
 
 def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
@@ -151,6 +161,10 @@ def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
         "CSM_PORT": str(cfg.service.port),
         "CSM_LOG_LEVEL": cfg.service.log_level,
         "CSM_SHUTDOWN_TIMEOUT": str(cfg.service.drain_seconds),
+        # HTTP keep-alive above the load balancer's idle timeout (one setting, csm:albIdleTimeout, on every target): the
+        # load balancer, not the server, closes idle connections, so it never reuses one the server is closing (502s).
+        # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout
+        "CSM_KEEP_ALIVE_TIMEOUT": str(keep_alive_timeout(cfg.ingress.idle_timeout)),
         "CSM_CASSANDRA_CONTACT_POINTS": ",".join(datastore.contact_points),
         "CSM_CASSANDRA_PORT": str(datastore.port),
         "CSM_CASSANDRA_KEYSPACE": datastore.keyspace,
@@ -158,6 +172,11 @@ def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
     }
     if datastore.tls:
         env["CSM_CASSANDRA_TLS_CA_FILE"] = cas.tls_ca_file  # setting it is what turns TLS on
+    if datastore.keyspaces:
+        # Keyspaces mode: protocol v4, TLS name cassandra.<region>.amazonaws.com, SingleRegionStrategy,
+        # SigV4 with the task/pod role unless CSM_CASSANDRA_USERNAME/PASSWORD secrets are given.
+        env["CSM_CASSANDRA_MODE"] = "keyspaces"
+        env["CSM_CASSANDRA_AWS_REGION"] = cfg.aws_region or ""
     env.update(cfg.service.env_map)
     secrets = tuple(
         SecretRef(name=_secret_name(e.env or e.path or ""), source=cfg.secrets.source, ref=e.ref, env=e.env, path=e.path)
@@ -183,5 +202,6 @@ def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
         datastore=datastore,
         drain_seconds=cfg.service.drain_seconds,
         log_retention_days=cfg.service.log_retention_days,
+        registry_credentials=cfg.image.repository_credentials,
     )
     return spec.with_image(image)

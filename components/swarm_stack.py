@@ -52,6 +52,7 @@ class SwarmStackArgs:
     tls_cert: Optional[pulumi.Input[str]] = None
     tls_key: Optional[pulumi.Input[str]] = None
     registry: Optional[RegistryAuth] = None
+    secret_name_key: Optional[pulumi.Input[str]] = None  # HMAC key of the secret names (a Pulumi secret)
     deploy_timeout: int = 900
     log_retention_days: Optional[int] = None  # awslogs: the log group's retention (default: the spec's)
     deletion_protection: bool = False
@@ -79,7 +80,7 @@ class SwarmStack(pulumi.ComponentResource):
         super().__init__("csm:swarm:SwarmStack", name, None, opts)
         cfg, spec = args.settings, args.spec
         stack = cfg.swarm.stack_name
-        keys = [render.secret_key(s) for s in spec.secrets]
+        keys = render.secret_keys(cfg, spec)
         missing = sorted(set(keys) - set(args.secret_values))
         if missing:
             raise ValueError(f"SwarmStack {name}: no value for secret(s) {', '.join(missing)}")
@@ -99,7 +100,9 @@ class SwarmStack(pulumi.ComponentResource):
         secrets: list[pulumi.Resource] = []
         for key in keys:
             value = pulumi.Output.secret(args.secret_values[key])
-            versioned = pulumi.Output.unsecret(value.apply(lambda v, k=key: render.versioned_secret_name(stack, k, v)))
+            name_key = pulumi.Output.secret(args.secret_name_key) if args.secret_name_key is not None else pulumi.Output.from_input("")
+            versioned = pulumi.Output.unsecret(pulumi.Output.all(value, name_key).apply(
+                lambda a, k=key: render.versioned_secret_name(stack, k, a[0], a[1] or None)))
             secret = docker.Secret(
                 f"{name}-secret-{key}",
                 name=versioned,
@@ -153,7 +156,8 @@ class SwarmStack(pulumi.ComponentResource):
         )
 
         self.stack_name = pulumi.Output.from_input(stack)
-        url = f"http://{endpoint_host(args.host)}:{cfg.swarm.published_port}"
+        scheme = "https" if cfg.swarm.proxy_tls_secret else "http"
+        url = f"{scheme}://{endpoint_host(args.host)}:{cfg.swarm.published_port}"
         # Known once the deploy converged: a failed or rolled-back rollout fails the command.
         self.service_url = self.deploy.stdout.apply(lambda _: url)
         self.register_outputs({

@@ -3,7 +3,8 @@
 Secret values come from AWS Secrets Manager (csm:secretSource aws: the current version of
 each named secret) or from Pulumi config secrets (csm:secretSource pulumi: ``pulumi config
 set --secret <key> ...``). Images in ECR are pulled by the Swarm nodes with the credential of
-an ECR authorization token, sent along by ``docker stack deploy --with-registry-auth``.
+an ECR authorization token, sent along by ``docker stack deploy --with-registry-auth``; it expires after 12 hours,
+so a manager refreshes it with the ECR credential helper (deploy/swarm/registry-auth-refresh, docs/swarm-ecr.md).
 """
 from __future__ import annotations
 
@@ -42,11 +43,14 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts:
         spec=spec,
         image_ref=image.ref,
         host=s.host,
-        secret_values={render.secret_key(sec): secret_value(sec, invoke) for sec in spec.secrets},
+        secret_values={**{render.secret_key(sec): secret_value(sec, invoke) for sec in spec.secrets},
+                       **({render.PROXY_TLS_KEY: secret_value(SecretRef(name=render.PROXY_TLS_KEY, source=cfg.secrets.source,
+                                                                       ref=s.proxy_tls_secret), invoke)} if s.proxy_tls_secret else {})},
         tls_ca_cert=s.tls_ca_cert,
         tls_cert=s.tls_cert,
         tls_key=s.tls_key,
         registry=registry_auth(image, invoke),
+        secret_name_key=pulumi.Config(NAMESPACE).require_secret("swarmSecretNameKey") if s.secret_name_key is not None else None,
         log_retention_days=cfg.service.log_retention_days,
         deletion_protection=cfg.general.deletion_protection,
     )

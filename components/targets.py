@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 TARGET_MODULES = {
     "ecs": "components.ecs_target",
     "eks": "components.eks_target",
+    "kubernetes": "components.kubernetes_target",
     "swarm": "components.swarm_target",
 }
 ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^@:]+)@sha256:[0-9a-f]{64}$")

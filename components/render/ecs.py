@@ -39,8 +39,10 @@ def container_definitions(
     log_group: str,
     region: str,
     secret_arns: Optional[Mapping[str, str]] = None,
+    repository_credentials_arn: Optional[str] = None,
 ) -> list[dict[str, Any]]:
-    """``secret_arns`` maps each secret's ref (name or ARN) to its full ARN."""
+    """``secret_arns`` maps each secret's ref (name or ARN) to its full ARN; ``repository_credentials_arn`` is the full
+    ARN of ``spec.registry_credentials`` (default: the ref itself, or its placeholder ARN)."""
     arns = dict(secret_arns or {})
     missing = [s.ref for s in spec.secrets if s.env and s.ref not in arns and not s.is_arn]
     if missing:
@@ -55,6 +57,8 @@ def container_definitions(
         "portMappings": [{"name": "http", "containerPort": spec.port, "hostPort": spec.port, "protocol": "tcp", "appProtocol": "http"}],
         "environment": [{"name": k, "value": v} for k, v in spec.env],
         "secrets": [{"name": s.env, "valueFrom": arns.get(s.ref, s.ref)} for s in spec.secrets],
+        **({"repositoryCredentials": {"credentialsParameter": repository_credentials_arn or arns.get(spec.registry_credentials)
+                                      or spec.registry_credentials}} if spec.registry_credentials else {}),
         "user": spec.security.user,
         "readonlyRootFilesystem": spec.security.read_only_root_fs,
         "privileged": False,
@@ -117,6 +121,8 @@ def task_definition(
 def render_files(cfg: Any, spec: ServiceSpec) -> dict[str, str]:
     region = spec.region or "us-east-1"
     arns = {s.ref: secret_arn_placeholder(s.ref, region) for s in spec.secrets}
+    if spec.registry_credentials:
+        arns[spec.registry_credentials] = secret_arn_placeholder(spec.registry_credentials, region)
     account = ACCOUNT_PLACEHOLDER
     family = f"{spec.name}-{spec.stack}"
     taskdef = task_definition(

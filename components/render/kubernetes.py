@@ -58,10 +58,42 @@ class KubernetesOptions:
     deletion_protection: bool = False
     zone_spread_required: bool = False  # prod: DoNotSchedule across zones
     eso_refresh: str = "1h"
+    # What differs between EKS and any other cluster. EKS: the AWS Load Balancer Controller's
+    # Ingress and readiness gates, a SecretStore on Secrets Manager. Elsewhere: the cluster's own
+    # Ingress class with a TLS Secret, and an External Secrets store the user runs.
+    ingress_controller: Literal["alb", "generic"] = "alb"
+    ingress_class: Optional[str] = None
+    ingress_tls_secret: Optional[str] = None
+    secret_store_ref: Optional[str] = None  # "SecretStore/<name>" or "ClusterSecretStore/<name>": use it, render none
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    node_port: int = 0
+    progress_deadline: int = 600
 
     @property
     def external_secrets(self) -> bool:
         return self.secret_mode == "external-secrets"  # nosec B105 # compares a mode name, holds no secret
+
+
+def kubernetes_options(cfg: "StackConfig") -> KubernetesOptions:
+    """The options of ``csm:target kubernetes``: any cluster, no AWS."""
+    k = cfg.kubernetes
+    return KubernetesOptions(
+        namespace=k.namespace,
+        kubernetes_version=k.version,
+        secret_mode="external-secrets" if cfg.secrets.source == "aws" else "kubernetes-secret",
+        role_arn=None,
+        ingress=k.ingress,
+        domain_name=cfg.ingress.domain_name,
+        deletion_protection=cfg.general.deletion_protection,
+        zone_spread_required=cfg.prod,
+        ingress_controller="generic",
+        ingress_class=k.ingress_class,
+        ingress_tls_secret=k.ingress_tls_secret,
+        secret_store_ref=k.secret_store,
+        service_type=k.service_type,
+        node_port=k.node_port,
+        progress_deadline=k.progress_deadline,
+    )
 
 
 def options_from_config(cfg: "StackConfig", role_arn: Optional[str] = None) -> KubernetesOptions:
@@ -123,6 +155,11 @@ def namespace(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
     for mode in ("enforce", "audit", "warn"):
         labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
         labels[f"pod-security.kubernetes.io/{mode}-version"] = version
+    if opts.ingress and opts.ingress_controller == "alb":
+        # The Load Balancer Controller's pod readiness gate: a rollout waits until the new pods are
+        # healthy in the target group, so it never leaves only draining targets.
+        # https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/deploy/pod_readiness_gate/
+        labels["elbv2.k8s.aws/pod-readiness-gate-inject"] = "enabled"
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": opts.namespace, "labels": labels}}
 
 
@@ -159,12 +196,13 @@ def secret_store(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
 
 def external_secret(spec: ServiceSpec, opts: KubernetesOptions, secret: Any) -> dict[str, Any]:
     target = secret_object_name(spec, secret.name)
+    kind, _, store = (opts.secret_store_ref or f"SecretStore/{secret_store_name(spec)}").partition("/")
     return {
         "apiVersion": ESO_API, "kind": "ExternalSecret",
         "metadata": _meta(spec, opts, target),
         "spec": {
             "refreshInterval": opts.eso_refresh,
-            "secretStoreRef": {"kind": "SecretStore", "name": secret_store_name(spec)},
+            "secretStoreRef": {"kind": kind, "name": store},
             "target": {"name": target, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
             "data": [{"secretKey": SECRET_KEY, "remoteRef": {"key": secret.ref}}],
         },
@@ -222,7 +260,8 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": spec.name,
         "image": spec.image,
-        "imagePullPolicy": "Always",  # by digest: always the same bytes; Always re-checks pull authorisation
+        # By digest, the bytes never change: a node that has them starts the pod without the registry.
+        "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": f"{spec.name}-env"}}],
         "env": env,
@@ -270,7 +309,7 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
         "spec": {
             "selector": {"matchLabels": selector},
             "revisionHistoryLimit": 5,
-            "progressDeadlineSeconds": 600,
+            "progressDeadlineSeconds": opts.progress_deadline,
             "minReadySeconds": 5,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
@@ -293,17 +332,43 @@ def _skips(skips: dict[str, str], spec: ServiceSpec) -> dict[str, str]:
 
 
 def service(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
+    port: dict[str, Any] = {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    if opts.service_type == "NodePort" and opts.node_port:
+        port["nodePort"] = opts.node_port
     return {
         "apiVersion": "v1", "kind": "Service", "metadata": _meta(spec, opts, spec.name),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": _selector(spec),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        },
+        "spec": {"type": opts.service_type, "selector": _selector(spec), "ports": [port]},
     }
 
 
+# What the Ingress (ALB or any controller) publishes: the API only. The operational endpoints
+# (/metrics, /info, /health*) stay inside the cluster, where probes and scrapers reach the pods.
+PUBLIC_PATHS = ("/v1",)
+
+
+def _backend_rule(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
+    rule: dict[str, Any] = {"http": {"paths": [{
+        "path": path, "pathType": "Prefix",
+        "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
+    } for path in PUBLIC_PATHS]}}
+    if opts.domain_name:
+        rule["host"] = opts.domain_name
+    return rule
+
+
+def generic_ingress(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
+    """An Ingress for the cluster's own controller: its class, TLS from a Secret in the namespace."""
+    body: dict[str, Any] = {"rules": [_backend_rule(spec, opts)]}
+    if opts.ingress_class:
+        body["ingressClassName"] = opts.ingress_class
+    if opts.ingress_tls_secret:
+        body["tls"] = [{"hosts": [opts.domain_name], "secretName": opts.ingress_tls_secret}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(spec, opts, spec.name), "spec": body}
+
+
 def ingress(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
+    if opts.ingress_controller == "generic":
+        return generic_ingress(spec, opts)
     h = spec.health
     https = opts.certificate_arn is not None
     lb_attrs = [
@@ -336,16 +401,10 @@ def ingress(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
         })
     else:
         annotations["alb.ingress.kubernetes.io/listen-ports"] = json.dumps([{"HTTP": 80}], separators=(",", ":"))
-    rule: dict[str, Any] = {"http": {"paths": [{
-        "path": "/", "pathType": "Prefix",
-        "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
-    }]}}
-    if opts.domain_name:
-        rule["host"] = opts.domain_name
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": _meta(spec, opts, spec.name, annotations=annotations),
-        "spec": {"ingressClassName": "alb", "rules": [rule]},
+        "spec": {"ingressClassName": "alb", "rules": [_backend_rule(spec, opts)]},
     }
 
 
@@ -414,7 +473,8 @@ def render_objects(spec: ServiceSpec, opts: KubernetesOptions) -> list[dict[str,
     objects = [namespace(spec, opts), service_account(spec, opts), config_map(spec, opts)]
     if spec.secrets:
         if opts.external_secrets:
-            objects.append(secret_store(spec, opts))
+            if opts.secret_store_ref is None:
+                objects.append(secret_store(spec, opts))
             objects += [external_secret(spec, opts, s) for s in spec.secrets]
         else:
             objects += [kubernetes_secret(spec, opts, s) for s in spec.secrets]
@@ -434,12 +494,20 @@ def to_yaml(objects: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False, width=1000)
 
 
-@register("eks")
-def render_files(cfg: "StackConfig", spec: ServiceSpec) -> dict[str, str]:
-    opts = options_from_config(cfg)
+def _manifests(spec: ServiceSpec, opts: KubernetesOptions, flavour: str) -> dict[str, str]:
     header = (
-        f"# CSM on Kubernetes (EKS), stack {spec.stack}: rendered by `make render` from Pulumi.{spec.stack}.yaml.\n"
+        f"# CSM on Kubernetes ({flavour}), stack {spec.stack}: rendered by `make render` from Pulumi.{spec.stack}.yaml.\n"
         f"# Kubernetes {opts.kubernetes_version}, namespace {opts.namespace}, secrets via {opts.secret_mode}.\n"
         "# Placeholders until deployed: the image digest (before a build) and account 000000000000 in the role ARN.\n"
     )
     return {"manifests.yaml": header + to_yaml(render_objects(spec, opts))}
+
+
+@register("eks")
+def render_files(cfg: "StackConfig", spec: ServiceSpec) -> dict[str, str]:
+    return _manifests(spec, options_from_config(cfg), "EKS")
+
+
+@register("kubernetes")
+def render_kubernetes_files(cfg: "StackConfig", spec: ServiceSpec) -> dict[str, str]:
+    return _manifests(spec, kubernetes_options(cfg), "any cluster")

@@ -29,6 +29,7 @@ is a daemon setting (``"no-new-privileges": true`` in daemon.json); see the READ
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from typing import Any, Mapping, Optional, Union
 
@@ -41,6 +42,9 @@ STACK_FILE = "stack.yaml"
 NETWORK = "backend"
 PROXY_SERVICE = "proxy"
 PROXY_PORT = 8080
+PROXY_MONITOR_PORT = 8081
+PROXY_TLS_KEY = "proxy-tls"  # the stack file's key of the proxy's certificate-and-key secret (csm:swarmProxyTlsSecret)
+PROXY_TLS_PATH = "/run/secrets/proxy-tls.pem"
 PROXY_PLACEHOLDER = f"csm/swarm-proxy@{PLACEHOLDER_DIGEST}"
 SECRET_VERSION_CHARS = 12
 PLACEHOLDER_VERSION = "0" * SECRET_VERSION_CHARS
@@ -58,10 +62,16 @@ ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}  # spec architecture -> node.pla
 SECRET_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9])?$")
 
 
-def versioned_secret_name(stack: str, name: str, value: Union[str, bytes]) -> str:
-    """Docker secret name for ``value``: ``<stack>-<name>-<first 12 hex of its SHA-256>`` (<= 64 chars)."""
+def versioned_secret_name(stack: str, name: str, value: Union[str, bytes], key: Union[str, bytes, None] = None) -> str:
+    """Docker secret name for ``value``: ``<stack>-<name>-<first 12 hex of its HMAC-SHA256 under key>`` (<= 64 chars).
+
+    The name is in the Pulumi state and in ``docker secret ls``: keyed with the stack's secret ``swarmSecretNameKey``, it
+    cannot confirm a guessed value offline. Without a key (dev only, the config rules say), a plain SHA-256."""
     data = value.encode() if isinstance(value, str) else value
-    version = hashlib.sha256(data).hexdigest()[:SECRET_VERSION_CHARS]
+    if key:
+        version = hmac.new(key.encode() if isinstance(key, str) else key, data, hashlib.sha256).hexdigest()[:SECRET_VERSION_CHARS]
+    else:
+        version = hashlib.sha256(data).hexdigest()[:SECRET_VERSION_CHARS]
     prefix = f"{stack}-{name}"[: 64 - SECRET_VERSION_CHARS - 1].rstrip("-_.")
     return f"{prefix}-{version}"
 
@@ -69,6 +79,11 @@ def versioned_secret_name(stack: str, name: str, value: Union[str, bytes]) -> st
 def secret_key(secret: SecretRef) -> str:
     """The secret's key in the stack file (stable across versions)."""
     return secret.name
+
+
+def secret_keys(cfg: Any, spec: ServiceSpec) -> list[str]:
+    """Every Docker secret of the stack: the service's, plus the proxy's certificate when TLS is on."""
+    return [secret_key(s) for s in spec.secrets] + ([PROXY_TLS_KEY] if cfg.swarm.proxy_tls_secret else [])
 
 
 def secret_target(secret: SecretRef) -> str:
@@ -190,10 +205,21 @@ def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) ->
 
 
 def proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
+    service = _proxy_service(cfg, spec)
+    if cfg.swarm.proxy_tls_secret:
+        # TLS at the proxy: HAProxy serves HTTPS only on the published port (haproxy.cfg, PROXY_TLS_CERT).
+        service["environment"]["PROXY_TLS_CERT"] = PROXY_TLS_PATH
+        service["secrets"] = [{"source": PROXY_TLS_KEY, "target": PROXY_TLS_PATH, "uid": str(spec.security.uid),
+                               "gid": str(spec.security.gid), "mode": SECRET_FILE_MODE}]
+    return service
+
+
+def _proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
     return {
         "image": cfg.swarm.proxy_image or PROXY_PLACEHOLDER,
         "environment": {
             "PROXY_PORT": str(PROXY_PORT),
+            "PROXY_MONITOR_PORT": str(PROXY_MONITOR_PORT),  # the health check's loopback-only monitor
             "CSM_BACKEND_HOST": f"tasks.{spec.name}",  # every healthy task, in vip and dnsrr mode alike
             "CSM_BACKEND_PORT": str(spec.port),
             "CSM_HEALTH_PATH": spec.health.ready_path,
@@ -226,15 +252,15 @@ def proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
 def placeholder_secret_names(cfg: Any, spec: ServiceSpec) -> dict[str, str]:
     """What ``make render`` shows for secret versions it cannot know: ...-000000000000."""
     names = {}
-    for s in spec.secrets:
-        real = versioned_secret_name(cfg.swarm.stack_name, s.name, b"")
-        names[secret_key(s)] = real[: -SECRET_VERSION_CHARS] + PLACEHOLDER_VERSION
+    for key in secret_keys(cfg, spec):
+        real = versioned_secret_name(cfg.swarm.stack_name, key, b"")
+        names[key] = real[: -SECRET_VERSION_CHARS] + PLACEHOLDER_VERSION
     return names
 
 
 def stack_document(cfg: Any, spec: ServiceSpec, secret_names: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
     """The stack file as data. ``secret_names``: secret key -> versioned Docker secret name."""
-    keys = [secret_key(s) for s in spec.secrets]
+    keys = secret_keys(cfg, spec)
     names = dict(placeholder_secret_names(cfg, spec) if secret_names is None else secret_names)
     missing = [k for k in keys if k not in names]
     if missing:
@@ -262,7 +288,8 @@ HEADER = """\
 #   deploy/swarm/stack-deploy {stack} < stack.yaml
 # (docker stack deploy --with-registry-auth --prune --detach=false -c - {stack}).
 # The Docker secrets it names must exist: their names end in the first 12 hex digits of the
-# SHA-256 of their content (000000000000 where the value is unknown, as in `make render`).
+# HMAC-SHA256 of their content under the stack's swarmSecretNameKey (000000000000 where the value is
+# unknown, as in `make render`).
 # Modes are decimal: 256 = 0400, 1023 = 01777.
 """
 
