@@ -54,7 +54,8 @@ class CsmMocks(pulumi.runtime.Mocks):
             out.update(repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}", registryId=ACCOUNT,
                        arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}")
         elif t == "docker-build:index:Image":
-            out.update(digest=DIGEST, ref=f"{inputs['tags'][0]}@{DIGEST}")
+            name_ = inputs["tags"][0] if inputs.get("tags") else inputs["exports"][0]["raw"].split("name=", 1)[1].split(",", 1)[0]
+            out.update(digest=DIGEST, ref=f"{name_}@{DIGEST}")
         elif t == "docker-build:index:Index":
             out.update(ref=f"{inputs['tag']}@{DIGEST}")
         elif t == "aws:lb/loadBalancer:LoadBalancer":
@@ -117,7 +118,11 @@ def use_pulumi_loop() -> None:
 def install(mocks: CsmMocks, stack: str = "dev", config: Optional[dict[str, str]] = None) -> CsmMocks:
     use_pulumi_loop()
     pulumi.runtime.set_mocks(mocks, project="csm", stack=stack, preview=False)
-    runtime_config.set_all_config(dict(config or {}))
+    # As `pulumi config set --secret` would: the keys the model keeps secret arrive as secrets.
+    from components.config import SECRET_KEYS
+
+    config = dict(config or {})
+    runtime_config.set_all_config(config, [k for k in config if k.rpartition(":")[2] in SECRET_KEYS])
     return mocks
 
 

@@ -68,7 +68,9 @@ SCENARIOS = {
     # cluster mode, secret mode, identity
     "create-eso-irsa": ("prod", {"csm:target": "eks"}),
     "existing-eso-podid": ("prod", {"csm:target": "eks", "csm:eksIdentityMode": "pod-identity", **EXISTING}),
-    "existing-pulumi-irsa": ("dev", {"csm:target": "eks", **EXISTING, **PULUMI_SECRETS}),
+    # HTTP on the Ingress's own address: only with the explicit dev opt-in (allowInsecureDev).
+    "existing-pulumi-irsa": ("dev", {"csm:target": "eks", **EXISTING, **PULUMI_SECRETS,
+                                     "csm:domainName": "", "csm:certificateArn": "", "csm:allowInsecureDev": True}),
     "create-fargate-pulumi": ("dev", {"csm:target": "eks", "csm:eksNodeMode": "fargate", "csm:serviceArchitecture": "x86_64",
                                       "csm:imagePlatforms": ["linux/amd64"], "csm:eksContainerInsights": False, **PULUMI_SECRETS}),
 }
@@ -302,7 +304,7 @@ def test_pod_identity_eso_controller_role_has_no_permissions_and_is_trusted_by_t
     assert not [r for r in m.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "csm-eso-controller"]
     assert not [r for r in m.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.startswith("csm-eso-controller")]
     trust, _ = role_docs(m, "csm-app")
-    assert {"Sid": "TrustedRoles", "Effect": "Allow", "Principal": {"AWS": [controller.outputs["arn"]]}, "Action": "sts:AssumeRole"} in trust["Statement"]
+    assert {"Sid": "TrustedRoles", "Effect": "Allow", "Principal": {"AWS": [controller.outputs["arn"]]}, "Action": ["sts:AssumeRole", "sts:TagSession"]} in trust["Statement"]
 
 
 def test_pod_identity_secret_store_names_the_service_role():
@@ -348,7 +350,7 @@ def test_no_role_when_the_service_needs_no_aws_permissions():
 
 @pytest.mark.parametrize("scenario", ESO)
 def test_eso_is_installed_from_its_chart_with_crds(scenario):
-    release = run(scenario).one("kubernetes:helm.sh/v3:Release").inputs
+    release = run(scenario).one("kubernetes:helm.sh/v3:Release", "eso-release").inputs
     assert release["chart"] == "external-secrets" and release["namespace"] == "external-secrets", scenario
     assert release["repositoryOpts"]["repo"] == "https://charts.external-secrets.io", scenario
     assert release["values"]["installCRDs"] is True and release["atomic"] is True, scenario
@@ -356,7 +358,7 @@ def test_eso_is_installed_from_its_chart_with_crds(scenario):
 
 @pytest.mark.parametrize("scenario", ESO)
 def test_eso_pods_are_restricted(scenario):
-    values_ = run(scenario).one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    values_ = run(scenario).one("kubernetes:helm.sh/v3:Release", "eso-release").inputs["values"]
     for part in (values_, values_["webhook"], values_["certController"]):
         sc = part["securityContext"]
         assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}

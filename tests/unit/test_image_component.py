@@ -75,8 +75,18 @@ def test_release_repository_has_a_lifecycle_policy(built):
 
 
 def test_lifecycle_policy_counts():
-    rules = json.loads(lifecycle_policy(30, 7))["rules"]
-    assert [r["selection"]["countNumber"] for r in rules] == [7, 30]
+    rules = json.loads(lifecycle_policy(90, 7))["rules"]
+    assert [r["selection"]["countNumber"] for r in rules] == [7, 90]
+
+
+def test_lifecycle_never_expires_a_release_by_count():
+    # Issue 13 item 11: "keep the newest N" can expire a digest a running task definition or a rollback target still
+    # names; a release expires only after nothing pulled it for N days (sinceImagePulled,
+    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html).
+    rules = json.loads(lifecycle_policy(90, 7))["rules"]
+    tagged = [r for r in rules if r["selection"]["tagStatus"] != "untagged"]
+    assert all(r["selection"]["countType"] == "sinceImagePulled" for r in tagged), tagged
+    assert not [r for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
 
 
 def build(built):
@@ -95,18 +105,32 @@ def test_build_uses_an_ecr_registry_cache(built):
     assert (to["ref"], to["mode"], to["imageManifest"], to["ociMediaTypes"]) == (staging, "max", True, True)
 
 
-def test_build_pushes_only_to_staging(built):
-    tags = build(built)["tags"]
-    assert tags == [f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging:1.0.0-0123abcd4567"]
+def test_build_pushes_only_to_staging_by_digest(built):
+    # Issue 13 item 12: no tag in the immutable staging repository, so a rebuild of the same <version>-<sha> (a new
+    # digest: BuildKit stamps the build time) cannot fail with ImageTagAlreadyExists there.
+    b = build(built)
+    assert not b.get("tags") and b.get("push") is False
+    assert b["exports"] == [{"raw": f"type=image,name={ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging,push-by-digest=true,"
+                                    "name-canonical=true,push=true,rewrite-timestamp=true"}]
+
+
+def test_build_timestamps_come_from_the_commit():
+    m, _ = construct(lambda: make(source_date_epoch=1700000000))
+    assert m.one("docker-build:index:Image").inputs["buildArgs"]["SOURCE_DATE_EPOCH"] == "1700000000"
+
+
+def test_release_tag_carries_the_digest_so_a_rebuild_never_collides(built):
+    # A rebuild that differs (new base packages ...) is a new digest, hence a new immutable release tag.
+    assert built[0].one("docker-build:index:Index").inputs["tag"].endswith(f"/csm:1.0.0-0123abcd4567-{DIGEST[7:19]}")
 
 
 def test_no_tag_is_latest(built):
-    tags = build(built)["tags"] + [built[0].one("docker-build:index:Index").inputs["tag"]]
+    tags = build(built).get("tags", []) + [built[0].one("docker-build:index:Index").inputs["tag"]]
     assert not [t for t in tags if t.endswith(":latest")], tags
 
 
 def test_release_tag_is_version_and_commit(built):
-    assert built[0].one("docker-build:index:Index").inputs["tag"].endswith("/csm:1.0.0-0123abcd4567")
+    assert "/csm:1.0.0-0123abcd4567-" in built[0].one("docker-build:index:Index").inputs["tag"]
 
 
 def test_build_passes_version_and_commit_and_builds_the_production_stage(built):

@@ -259,7 +259,7 @@ def test_secret_values_never_appear_in_the_rendered_file():
 
 def test_env_secrets_come_from_secret_key_refs():
     env = {e["name"]: e for e in container("prod")["env"]}
-    assert env["CSM_CASSANDRA_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "csm-cassandra-password", "key": "value"}
+    assert env["CSM_API_TOKENS"]["valueFrom"]["secretKeyRef"] == {"name": "csm-api-tokens", "key": "value"}
 
 
 def test_file_secrets_are_mounted_read_only_at_their_path():
@@ -342,6 +342,12 @@ def test_image_is_referenced_by_digest():
     assert container()["image"] == DIGEST
 
 
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_pull_policy_lets_a_node_start_a_pod_without_the_registry(variant):
+    # By digest the bytes never change, so IfNotPresent suffices; Always makes every pod start depend on ECR.
+    assert container(variant)["imagePullPolicy"] == "IfNotPresent", f"{variant}: Deployment csm container"
+
+
 def test_pods_run_on_the_configured_architecture():
     assert pod("prod")["nodeSelector"]["kubernetes.io/arch"] == "arm64"
     cfg = StackConfig.load({**load_stack_values("dev"), "csm:serviceArchitecture": "x86_64"}, stack="dev")
@@ -406,6 +412,15 @@ def test_ingress_routes_the_domain_to_the_service():
     rule = one("Ingress")["spec"]["rules"][0]
     assert rule["host"] == "csm.example.com"
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "csm", "port": {"name": "http"}}
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/info", "/health/ready", "/"])
+def test_ingress_publishes_the_api_only(path):
+    # Issue 13 item 15: the operational endpoints are unauthenticated; the Ingress must not forward them.
+    for rule in one("Ingress")["spec"]["rules"]:
+        for entry in rule["http"]["paths"]:
+            assert entry["pathType"] == "Prefix" and not (path + "/").startswith(entry["path"].rstrip("/") + "/"), entry
+    assert [p["path"] for p in one("Ingress")["spec"]["rules"][0]["http"]["paths"]] == ["/v1"]
 
 
 def test_no_ingress_when_eks_ingress_is_off():
@@ -496,3 +511,11 @@ def test_make_render_writes_the_manifests(stack, tmp_path):
     docs = list(yaml.safe_load_all(path.read_text()))
     kinds = [d["kind"] for d in docs]
     assert kinds[0] == "Namespace" and "Deployment" in kinds and "NetworkPolicy" in kinds
+
+
+def test_namespace_injects_the_load_balancer_controllers_readiness_gate_with_the_alb_ingress():
+    # Issue 13 item 10: without the label a rollout can leave only draining targets in the target group.
+    # https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/deploy/pod_readiness_gate/
+    label = "elbv2.k8s.aws/pod-readiness-gate-inject"
+    assert one("Namespace")["metadata"]["labels"][label] == "enabled"
+    assert label not in one("Namespace", "dev-eks-no-ingress-1.30")["metadata"]["labels"]

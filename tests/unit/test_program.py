@@ -39,7 +39,8 @@ def test_outputs_are_exported(program):
 
 def test_image_ref_output_is_by_digest(program):
     stack, m = program
-    assert m.outputs["imageRef"] == f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/csm@{DIGEST}", stack
+    repository = {"dev": "csm-dev", "prod": "csm"}[stack]  # one ECR repository per stack (names are unique per account and region)
+    assert m.outputs["imageRef"] == f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/{repository}@{DIGEST}", stack
 
 
 def test_task_definition_deploys_the_image_digest(program):
@@ -59,7 +60,7 @@ def test_deployed_container_definitions_are_the_rendered_ones(program):
 
 def test_service_url_scheme(program):
     stack, m = program
-    expected = "https://csm.example.com" if stack == "prod" else "http://"
+    expected = "https://csm.example.com" if stack == "prod" else "https://csm.dev.example.com"  # no shipped stack serves HTTP
     assert m.outputs["serviceUrl"].startswith(expected), f"{stack}: {m.outputs['serviceUrl']}"
 
 
@@ -173,16 +174,24 @@ def test_invalid_config_fails_before_any_resource():
 def test_unimplemented_target_fails_clearly_before_any_resource(monkeypatch):
     monkeypatch.setitem(targets.TARGET_MODULES, "swarm", "components.not_written_yet")
     mocks = CsmMocks()
-    config = stack_config("dev", **{"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm.internal"})
+    config = stack_config("dev", **{"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm.internal", "csm:allowInsecureDev": True})
     with pytest.raises(Exception, match="target 'swarm' is not implemented yet"):
         run_program("dev", config, mocks)
     assert mocks.registered == []
 
 
-def test_existing_image_ref_skips_the_build():
+def test_existing_image_ref_skips_the_build_but_keeps_the_repositories():
+    # Issue 13 item 3: switching a stack that already built to csm:imageRef must not delete its (protected) release
+    # repository or its staging repository: both stay declared, with the same names and URNs; only the build goes.
     ref = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/csm@sha256:" + "d" * 64
+    built = run_program("dev", stack_config("dev"))
     m = run_program("dev", stack_config("dev", **{"csm:imageRef": ref}))
-    assert m.of_type("docker-build:index:Image") == [] and m.of_type("aws:ecr/repository:Repository") == []
+    assert m.of_type("docker-build:index:Image") == [] and m.of_type("docker-build:index:Index") == []
+    assert m.of_type("command:local:Command") == [], "nothing to scan"
+    repos = lambda rec: sorted((r.name, r.inputs["name"]) for r in rec.of_type("aws:ecr/repository:Repository"))
+    assert repos(m) == repos(built) == [("csm-image-repo", "csm-dev"), ("csm-image-staging", "csm-dev-staging")]
+    policies = lambda rec: sorted(r.name for r in rec.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy"))
+    assert policies(m) == policies(built) == ["csm-image-lifecycle", "csm-image-staging-lifecycle"]
     assert m.outputs["imageRef"] == ref
     pulls = [s for s in policy_documents(m)["csm-roles-execution"]["Statement"] if s.get("Sid") == "PullOwnImage"]
     assert pulls[0]["Resource"] == f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/csm"

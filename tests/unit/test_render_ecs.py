@@ -101,7 +101,7 @@ def test_secrets_come_from_value_from_never_plain_environment():
     c = container()
     env_names = {e["name"] for e in c["environment"]}
     secret_names = {s["name"] for s in c["secrets"]}
-    assert secret_names == {"CSM_MASTER_KEY", "CSM_API_TOKENS", "CSM_CASSANDRA_USERNAME", "CSM_CASSANDRA_PASSWORD"}
+    assert secret_names == {"CSM_MASTER_KEY", "CSM_API_TOKENS"}  # Keyspaces: SigV4 with the task role
     assert not env_names & secret_names
     assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in c["secrets"])
 
@@ -151,11 +151,12 @@ def test_keyspaces_endpoint_in_environment():
     env = {e["name"]: e["value"] for e in container("prod")["environment"]}
     assert env["CSM_CASSANDRA_CONTACT_POINTS"] == "cassandra.eu-west-1.amazonaws.com"
     assert (env["CSM_CASSANDRA_PORT"], env["CSM_CASSANDRA_TLS_CA_FILE"]) == ("9142", "/etc/ssl/certs/ca-certificates.crt")
+    assert (env["CSM_CASSANDRA_MODE"], env["CSM_CASSANDRA_AWS_REGION"]) == ("keyspaces", "eu-west-1")
 
 
 def test_environment_only_sets_service_settings():
     env = {e["name"]: e["value"] for e in container("dev")["environment"]}
-    assert set(env) == {"CSM_HOST", "CSM_PORT", "CSM_LOG_LEVEL", "CSM_SHUTDOWN_TIMEOUT", "CSM_CASSANDRA_CONTACT_POINTS",
+    assert set(env) == {"CSM_HOST", "CSM_PORT", "CSM_LOG_LEVEL", "CSM_SHUTDOWN_TIMEOUT", "CSM_KEEP_ALIVE_TIMEOUT", "CSM_CASSANDRA_CONTACT_POINTS",
                         "CSM_CASSANDRA_PORT", "CSM_CASSANDRA_KEYSPACE", "CSM_CASSANDRA_LOCAL_DC", "CSM_CASSANDRA_TLS_CA_FILE"}
     assert env["CSM_SHUTDOWN_TIMEOUT"] == "30" and container("dev")["stopTimeout"] == 35
 

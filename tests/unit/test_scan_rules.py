@@ -1,4 +1,4 @@
-"""The scan's own logic, without the scanners: Compose rules, suppression reasons, score."""
+"""The scan's own logic, without the scanners: Compose rules, suppression reasons, the gate."""
 from __future__ import annotations
 
 import textwrap
@@ -6,7 +6,9 @@ import pytest
 import yaml
 
 from policy import csm_policies
-from security import compose_rules, scanner
+from security import compose_rules
+from security.scanners import bandit, hadolint, report
+from security.scanners.common import Finding, ToolReport
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -119,9 +121,9 @@ DOCKERFILE = textwrap.dedent("""\
 
 
 def test_hadolint_reason_is_the_comment_above_the_pragma():
-    assert scanner.hadolint_reason(DOCKERFILE, 4, "DL3015") == "Versions come from the pinned snapshot mirror."
-    assert scanner.hadolint_reason(DOCKERFILE, 4, "DL3059") is None  # not named in the pragma
-    assert scanner.hadolint_reason(DOCKERFILE, 7, "DL3008") is None  # pragma with no reason above it
+    assert hadolint.hadolint_reason(DOCKERFILE, 4, "DL3015") == "Versions come from the pinned snapshot mirror."
+    assert hadolint.hadolint_reason(DOCKERFILE, 4, "DL3059") is None  # not named in the pragma
+    assert hadolint.hadolint_reason(DOCKERFILE, 7, "DL3008") is None  # pragma with no reason above it
 
 
 @pytest.mark.parametrize("line, test_id, reason", [
@@ -132,10 +134,15 @@ def test_hadolint_reason_is_the_comment_above_the_pragma():
     ("subprocess.run(argv)  # nosec B404 # reason for another test", "B603", None),
 ])
 def test_bandit_reason_needs_the_test_id_and_words(line, test_id, reason):
-    assert scanner.bandit_reason(line, test_id) == reason
+    assert bandit.bandit_reason(line, test_id) == reason
 
 
-def test_score_is_rounded_down_so_one_failure_is_never_100():
-    reports = [scanner.ToolReport("a", checks=9999, failed=1)]
-    assert scanner.score(reports) == (99.9, 9998, 9999)
-    assert scanner.score([scanner.ToolReport("a", checks=10, failed=0)]) == (100.0, 10, 10)
+def test_gate_passes_only_with_zero_unsuppressed_findings():
+    reasoned = Finding("bandit", "B603", "a.py", 3, "subprocess", suppressed_reason="fixed argv, no shell")
+    unreasoned = Finding("bandit", "B602", "a.py", 4, "shell=True [nosec without a reason]", unreasoned=True)
+    found = Finding("hadolint", "DL3008", "Dockerfile", 2, "pin versions")
+    assert report.gate([ToolReport("bandit", "x", findings=[reasoned])]).passed
+    one = report.gate([ToolReport("bandit", "x", findings=[reasoned, unreasoned]), ToolReport("hadolint", "y")])
+    assert (one.passed, one.unsuppressed, one.suppressed, one.unreasoned, one.tools) == (False, 1, 1, 1, 2)
+    two = report.gate([ToolReport("bandit", "x", findings=[unreasoned]), ToolReport("hadolint", "y", findings=[found])])
+    assert not two.passed and two.line().startswith("gate: FAILED: 2 unsuppressed findings (1 of them")

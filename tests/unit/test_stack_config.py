@@ -14,15 +14,20 @@ DEV = {
     "csm:cassandraContactPoints": ["cassandra-1.internal"],
     "csm:cassandraLocalDc": "dc1",
     "csm:secrets": ["CSM_MASTER_KEY=csm/master-key", "CSM_API_TOKENS=csm/api-tokens"],
+    "csm:allowInsecureDev": True,  # the minimal dev stack: an HTTP listener, explicitly allowed
 }
 REQUIRED = DEV["csm:secrets"]
 PROD = {
     **DEV,
     "csm:environment": "prod",
+    "csm:allowInsecureDev": False,
     "csm:deletionProtection": True,
     "csm:certificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-4000-8000-000000000000",
 }
 ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/db-AbCdEf"
+
+
+KUBE = {"csm:target": "kubernetes", "csm:kubernetesKubeconfig": "<secret>", "csm:kubernetesSecretStore": "ClusterSecretStore/aws"}
 
 
 def problems(values: dict) -> ConfigError:
@@ -75,7 +80,7 @@ def test_empty_string_means_unset():
 
 # (overrides, key the message must name, fragment of the reason)
 FIELD_RULES = [
-    ({"csm:target": "nomad"}, "csm:target", "'ecs', 'eks' or 'swarm'"),
+    ({"csm:target": "nomad"}, "csm:target", "'ecs', 'eks', 'kubernetes' or 'swarm'"),
     ({"csm:environment": "qa"}, "csm:environment", "'dev', 'staging' or 'prod'"),
     ({"csm:serviceName": "CSM_service"}, "csm:serviceName", "pattern"),
     ({"csm:serviceName": "a-very-long-service-name"}, "csm:serviceName", "pattern"),
@@ -89,7 +94,7 @@ FIELD_RULES = [
     ({"csm:imageRef": "registry/csm:latest"}, "csm:imageRef", "by digest"),
     ({"csm:imageScanPolicy": "lax"}, "csm:imageScanPolicy", "'prod' or 'dev'"),
     ({"csm:imageKmsKeyArn": "my-key"}, "csm:imageKmsKeyArn", "KMS"),
-    ({"csm:imageKeepCount": 0}, "csm:imageKeepCount", "greater than or equal to 1"),
+    ({"csm:imageUnpulledExpiryDays": 7}, "csm:imageUnpulledExpiryDays", "greater than or equal to 30"),
     ({"csm:imageUntaggedExpiryDays": 0}, "csm:imageUntaggedExpiryDays", "greater than or equal to 1"),
     ({"csm:imageScan": "perhaps"}, "csm:imageScan", "boolean"),
     ({"csm:imageContext": ""}, "csm:imageContext", "at least 1"),
@@ -183,6 +188,23 @@ FIELD_RULES = [
     ({"csm:swarmOverlayEncrypted": "both"}, "csm:swarmOverlayEncrypted", "boolean"),
     ({"csm:swarmAwsLogs": "both"}, "csm:swarmAwsLogs", "boolean"),
     ({"csm:swarmProxyImage": "haproxy:2.6"}, "csm:swarmProxyImage", "by digest"),
+    ({"csm:imageRegistry": "https://registry.example"}, "csm:imageRegistry", "pattern"),
+    ({"csm:imageBuildExec": "sometimes"}, "csm:imageBuildExec", "boolean"),
+    ({"csm:imageBuildNetwork": "bridge"}, "csm:imageBuildNetwork", "'default' or 'host'"),
+    ({"csm:imageBuildArgs": ["BASE IMAGE=x"]}, "csm:imageBuildArgs", "'NAME=value'"),
+    ({"csm:imageBuildSecretFiles": ["ca=relative/ca.crt"]}, "csm:imageBuildSecretFiles", "absolute path"),
+    ({"csm:kubernetesNamespace": "CSM"}, "csm:kubernetesNamespace", "pattern"),
+    ({"csm:kubernetesVersion": "v1.33"}, "csm:kubernetesVersion", "pattern"),
+    ({"csm:kubernetesServiceType": "ExternalName"}, "csm:kubernetesServiceType", "'ClusterIP', 'NodePort' or 'LoadBalancer'"),
+    ({"csm:kubernetesNodePort": 40000}, "csm:kubernetesNodePort", "less than or equal to 32767"),
+    ({"csm:kubernetesNodeAddress": "node 1"}, "csm:kubernetesNodeAddress", "pattern"),
+    ({"csm:kubernetesIngress": "maybe"}, "csm:kubernetesIngress", "boolean"),
+    ({"csm:kubernetesIngressTlsSecret": "TLS_secret"}, "csm:kubernetesIngressTlsSecret", "pattern"),
+    ({"csm:kubernetesProgressDeadlineSeconds": 5}, "csm:kubernetesProgressDeadlineSeconds", "greater than or equal to 30"),
+    ({"csm:kubernetesSecretStore": "aws-store"}, "csm:kubernetesSecretStore", "pattern"),
+    ({"csm:allowInsecureDev": "maybe"}, "csm:allowInsecureDev", "boolean"),
+    ({"csm:imageRepositoryCredentials": "no spaces allowed"}, "csm:imageRepositoryCredentials", "pattern"),
+    ({"csm:swarmProxyTlsSecret": "no spaces allowed"}, "csm:swarmProxyTlsSecret", "pattern"),
     ({"csm:servceCpu": 512}, "csm:servceCpu", "did you mean csm:serviceCpu"),
     ({"aws:region": "Ireland"}, "aws:region", "not an AWS region"),
 ]
@@ -200,7 +222,8 @@ def test_missing_environment_is_required():
 
 def test_every_key_has_a_field_rule_or_is_free_text():
     tested = {c[1].split(":", 1)[1] for c in FIELD_RULES if c[1].startswith("csm:")}
-    free = {"eksKubeconfig", "swarmTlsCaCert", "swarmTlsCert", "swarmTlsKey", "cassandraLocalDc", "environment"}
+    free = {"eksKubeconfig", "swarmTlsCaCert", "swarmTlsCert", "swarmTlsKey", "cassandraLocalDc", "environment", "swarmSecretNameKey",
+            "kubernetesKubeconfig", "kubernetesContext", "kubernetesIngressClass", "imageRegistryUsername", "imageRegistryPassword"}
     assert set(KEYS) - tested - free == set(), "keys without an invalid-value test"
 
 
@@ -260,6 +283,41 @@ CROSS_RULES = [
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "tcp://swarm.internal:2376", "csm:swarmTlsCaCert": "pem"}, "csm:swarmTlsKey", "tcp://"),
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmEndpointMode": "dnsrr"}, "csm:swarmEndpointMode", "swarmPublishMode host"),
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmPublishMode": "host"}, "csm:swarmProxyImage", "required with swarmPublishMode host"),
+    (PROD, {"csm:target": "eks", "csm:eksNodeMode": "fargate", "csm:serviceArchitecture": "x86_64", "csm:eksIdentityMode": "irsa",
+            "csm:eksContainerInsights": False}, "csm:eksNodeMode", "does not enforce NetworkPolicies"),
+    # target kubernetes
+    (DEV, {"csm:target": "kubernetes"}, "csm:kubernetesKubeconfig", "required with target kubernetes"),
+    (DEV, {**KUBE, "csm:allowInsecureDev": False, "csm:kubernetesServiceType": "NodePort"}, "csm:kubernetesServiceType", "plain HTTP outside the cluster"),
+    (DEV, {**KUBE, "csm:allowInsecureDev": False, "csm:kubernetesIngress": True}, "csm:kubernetesIngressTlsSecret", "bearer tokens travel in cleartext"),
+    (DEV, {**KUBE, "csm:kubernetesNodePort": 30080}, "csm:kubernetesNodePort", "only applies with kubernetesServiceType NodePort"),
+    (DEV, {**KUBE, "csm:kubernetesServiceType": "NodePort", "csm:kubernetesNodePort": 8080}, "csm:kubernetesNodePort", "30000-32767"),
+    (DEV, {**KUBE, "csm:kubernetesIngressTlsSecret": "csm-tls"}, "csm:kubernetesIngressTlsSecret", "only applies with kubernetesIngress true"),
+    (DEV, {**KUBE, "csm:kubernetesIngress": True, "csm:kubernetesIngressTlsSecret": "csm-tls"}, "csm:domainName", "required with kubernetesIngressTlsSecret"),
+    (PROD, {**KUBE}, "csm:kubernetesIngressTlsSecret", "required in prod"),
+    (PROD, {**KUBE, "csm:kubernetesServiceType": "NodePort"}, "csm:kubernetesServiceType", "must be ClusterIP in prod"),
+    (DEV, {**KUBE, "csm:kubernetesSecretStore": None}, "csm:kubernetesSecretStore", "required with target kubernetes and secretSource aws"),
+    (DEV, {**KUBE, "csm:secrets": []}, "csm:kubernetesSecretStore", "only applies with secretSource aws"),
+    (DEV, {"csm:imageRegistryUsername": "ci"}, "csm:imageRegistryUsername", "only applies with imageRegistry"),
+    (DEV, {"csm:imageRegistry": "registry.example:5000", "csm:imageRegistryUsername": "ci"}, "csm:imageRegistryPassword", "go together"),
+    # issue 13: what AWS documents, refused before anything is planned
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-capacity-providers.html
+    (DEV, {"csm:ecsCapacityProvider": "FARGATE_SPOT"}, "csm:ecsCapacityProvider", "Fargate Spot only supports Linux tasks with the X86_64"),
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/private-auth.html
+    (DEV, {"csm:imageRef": "ghcr.io/example/csm@sha256:" + "e" * 64}, "csm:imageRepositoryCredentials", "repositoryCredentials"),
+    (DEV, {"csm:imageRepositoryCredentials": "csm/ghcr"}, "csm:imageRepositoryCredentials", "only applies to an imageRef outside ECR"),
+    # bearer tokens never in cleartext over the internet
+    (DEV, {"csm:allowInsecureDev": False}, "csm:certificateArn", "internet-facing"),
+    (PROD, {"csm:allowInsecureDev": True}, "csm:allowInsecureDev", "false in prod"),
+    (DEV, {"csm:allowInsecureDev": False, "csm:target": "swarm", "csm:swarmHost": "ssh://d@h"}, "csm:swarmProxyTlsSecret", "cleartext"),
+    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmProxyTlsSecret": "csm/tls"}, "csm:swarmProxyTlsSecret", "swarmPublishMode host"),
+    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": [], "csm:swarmPublishMode": "host",
+           "csm:swarmProxyImage": "r/p@sha256:" + "b" * 64, "csm:swarmProxyTlsSecret": "proxyPem"}, "csm:swarmProxyTlsSecret", "is not set"),
+    ({**DEV, "csm:environment": "staging"}, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h"}, "csm:swarmSecretNameKey", "unsalted hash"),
+    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmSecretNameKey": "short"}, "csm:swarmSecretNameKey", "at least 32"),
+    # EKS capacity: pods per node from the instance type and the requests (issue 13 item 7)
+    (PROD, {"csm:target": "eks", "csm:eksInstanceTypes": ["m7g.large"], "csm:eksNodeMaxSize": 3, "csm:serviceCpu": 1024, "csm:scalingMaxCount": 3},
+     "csm:eksNodeMaxSize", "must be >= 4"),
+    (PROD, {"csm:target": "eks", "csm:eksInstanceTypes": ["m7g.medium"], "csm:serviceCpu": 1024}, "csm:eksInstanceTypes", "does not fit"),
 ]
 
 
@@ -284,3 +342,42 @@ def test_other_namespaces_are_not_ours_to_check():
 def test_lists_arrive_as_json_from_pulumi():
     cfg = StackConfig.load({**as_pulumi_config(DEV), "csm:imagePlatforms": json.dumps(["linux/arm64"])})
     assert cfg.image.platforms == ["linux/arm64"]
+
+
+def test_kubernetes_target_needs_no_aws_region_with_its_own_registry():
+    values = {k: v for k, v in DEV.items() if k != "aws:region"}
+    cfg = StackConfig.load({**values, **KUBE, "csm:imageRegistry": "127.0.0.1:5000"})
+    assert cfg.target == "kubernetes" and cfg.aws_region is None
+
+
+def test_a_secret_only_key_set_in_plaintext_is_refused_when_the_engine_says_which_keys_are_secret():
+    values = {**DEV, **KUBE, "csm:kubernetesKubeconfig": "apiVersion: v1"}
+    with pytest.raises(ConfigError) as info:
+        StackConfig.load(values, stack="test", secret_keys=[])
+    assert info.value.keys == ["csm:kubernetesKubeconfig"] and "as a secret" in str(info.value)
+    assert StackConfig.load(values, stack="test", secret_keys=["csm:kubernetesKubeconfig"]).kubernetes.kubeconfig
+
+
+def test_the_local_stack_file_is_valid_with_the_secrets_the_harness_sets():
+    from components.stackfiles import load_stack_values
+
+    values = load_stack_values("local")
+    harness = {f"csm:{k}": "<secret>" for k in ("kubernetesKubeconfig", "masterKey", "apiTokens", "cassandraPassword")}
+    cfg = StackConfig.load({**values, **harness}, stack="local", secret_keys=[])
+    assert (cfg.target, cfg.image.registry, cfg.aws_region) == ("kubernetes", "127.0.0.1:5000", None)
+
+
+def test_shipped_stacks_have_their_own_ecr_repository():
+    # Issue 13 item 5: ECR repository names are unique per account and region (CreateRepository fails with
+    # RepositoryAlreadyExistsException), so two stacks in one account must not both create "csm".
+    from components.stackfiles import stack_names
+
+    ecr = [s for s in stack_names() if not load_stack_values(s).get("csm:imageRegistry")]
+    assert {"dev", "prod"} <= set(ecr)
+    names = [StackConfig.load(load_stack_values(s), stack=s).image_repository for s in ecr]
+    assert len(set(names)) == len(names), names
+
+
+def test_repository_defaults_to_service_and_stack():
+    values = {k: v for k, v in DEV.items()}
+    assert StackConfig.load(values, stack="qa").image_repository == "csm-qa"

@@ -15,6 +15,7 @@ from components.config import StackConfig
 from components.render import load_all
 from components.render import swarm as render
 from components.spec import build_spec
+from components.stackfiles import ROOT
 from components.stackfiles import load_stack_values
 
 IMAGE = "registry.example.com/csm/csm@sha256:" + "a" * 64
@@ -22,7 +23,7 @@ PROXY = "registry.example.com/csm/swarm-proxy@sha256:" + "b" * 64
 # The stack files' secret lists change with the service; these tests pin their own two.
 SECRETS = ["CSM_CASSANDRA_PASSWORD=csm/dev/cassandra-password",
            "CSM_MASTER_KEY=arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf"]
-SWARM = {"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm-1.internal", "csm:secrets": SECRETS}
+SWARM = {"csm:target": "swarm", "csm:allowInsecureDev": True, "csm:swarmHost": "ssh://deploy@swarm-1.internal", "csm:secrets": SECRETS}
 HOST_MODE = {**SWARM, "csm:swarmPublishMode": "host", "csm:swarmEndpointMode": "dnsrr", "csm:swarmProxyImage": PROXY}
 
 
@@ -241,7 +242,7 @@ def test_host_mode_puts_the_proxy_in_front():
 
 def test_proxy_finds_every_task_and_checks_readiness():
     env = doc(HOST_MODE)["services"]["proxy"]["environment"]
-    assert env == {"PROXY_PORT": "8080", "CSM_BACKEND_HOST": "tasks.csm", "CSM_BACKEND_PORT": "8000", "CSM_HEALTH_PATH": "/health/ready"}
+    assert env == {"PROXY_PORT": "8080", "PROXY_MONITOR_PORT": "8081", "CSM_BACKEND_HOST": "tasks.csm", "CSM_BACKEND_PORT": "8000", "CSM_HEALTH_PATH": "/health/ready"}
 
 
 def test_proxy_is_hardened_and_health_checked():
@@ -271,5 +272,31 @@ def test_stop_grace_period_lets_in_flight_requests_drain():
 
 
 def test_prod_stack_renders_for_swarm_too():
-    d = doc({"csm:swarmHost": "ssh://deploy@swarm-1.internal"}, stack="prod")
+    d = doc({**HOST_MODE, "csm:allowInsecureDev": False, "csm:swarmProxyTlsSecret": "csm/prod/proxy-tls",
+             "csm:swarmSecretNameKey": "k" * 32}, stack="prod")
     assert d["services"]["csm"]["deploy"]["replicas"] >= 2
+
+
+TLS_PROXY = {**HOST_MODE, "csm:swarmProxyTlsSecret": "csm/dev/proxy-tls"}
+
+
+def test_proxy_serves_tls_from_a_secret():
+    # Issue 13 item 14: TLS at the proxy, the certificate and key from a Docker secret, never in the image or env.
+    d = doc(TLS_PROXY)
+    proxy = d["services"]["proxy"]
+    assert proxy["environment"]["PROXY_TLS_CERT"] == render.PROXY_TLS_PATH
+    assert proxy["secrets"] == [{"source": render.PROXY_TLS_KEY, "target": render.PROXY_TLS_PATH, "uid": "65532", "gid": "65532", "mode": 0o400}]
+    assert d["secrets"][render.PROXY_TLS_KEY]["external"] is True
+    assert render.PROXY_TLS_KEY not in [s["source"] for s in d["services"]["csm"].get("secrets", [])], "only the proxy reads it"
+
+
+def test_haproxy_binds_tls_when_given_a_certificate_and_checks_health_on_loopback():
+    cfg_text = (ROOT / "deploy/swarm/proxy/haproxy.cfg").read_text()
+    tls_block = cfg_text.split(".if defined(PROXY_TLS_CERT)", 1)[1].split(".else", 1)[0]
+    assert 'bind :"${PROXY_PORT}" ssl crt "${PROXY_TLS_CERT}"' in tls_block and "ssl-min-ver TLSv1.2" in tls_block
+    assert 'bind 127.0.0.1:"${PROXY_MONITOR_PORT}"' in cfg_text
+    assert "PROXY_MONITOR_PORT" in (ROOT / "deploy/swarm/proxy/healthcheck").read_text()
+
+
+def test_without_tls_the_proxy_has_no_certificate():
+    assert "PROXY_TLS_CERT" not in doc(HOST_MODE)["services"]["proxy"]["environment"]

@@ -25,7 +25,7 @@ IMAGE = "registry.example.com/csm/csm@sha256:" + "c" * 64
 SECRET_VALUES = {"cassandra-password": "s3cret-cassandra-password-value", "master-key": "s3cret-master-key-value"}
 SECRETS = ["CSM_CASSANDRA_PASSWORD=csm/dev/cassandra-password",
            "CSM_MASTER_KEY=arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf"]
-SWARM = {"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm-1.internal", "csm:imageRef": IMAGE, "csm:secrets": SECRETS}
+SWARM = {"csm:target": "swarm", "csm:allowInsecureDev": True, "csm:swarmHost": "ssh://deploy@swarm-1.internal", "csm:imageRef": IMAGE, "csm:secrets": SECRETS}
 TLS = {"csm:swarmHost": "tcp://swarm-1.internal:2376", "csm:swarmTlsCaCert": "CA-PEM", "csm:swarmTlsCert": "CERT-PEM", "csm:swarmTlsKey": "KEY-PEM"}
 
 SECRET = "docker:index/secret:Secret"
@@ -266,3 +266,26 @@ def test_program_logs_in_to_ecr_for_ecr_images():
     mocks = program({"csm:imageRef": ecr})
     env = plain(mocks.one(COMMAND, "deploy").inputs["environment"])
     assert env["CSM_REGISTRY_SERVER"].endswith("dkr.ecr.eu-west-1.amazonaws.com") and env["CSM_REGISTRY_USER"] == "AWS"
+
+
+def test_docker_secret_names_are_keyed_so_a_guess_cannot_be_confirmed():
+    # Issue 13 item 17: the name is in the state and in `docker secret ls`; an unsalted hash of a low-entropy password
+    # confirms a guess offline. With the stack's key (a Pulumi secret), the name is an HMAC only the key holder computes.
+    import hashlib
+
+    key = "k" * 40
+    _, _, mocks, _ = make_stack(secret_name_key=key)
+    got = {r.name: r.inputs["name"] for r in mocks.of_type(SECRET)}
+    assert got == {f"csm-secret-{k}": render.versioned_secret_name("csm", k, v, key) for k, v in SECRET_VALUES.items()}
+    for k, v in SECRET_VALUES.items():
+        assert not got[f"csm-secret-{k}"].endswith(hashlib.sha256(v.encode()).hexdigest()[:12]), k
+    assert render.versioned_secret_name("csm", "x", "v", key) != render.versioned_secret_name("csm", "x", "v", "other" * 8)
+
+
+def test_tls_proxy_gets_its_certificate_as_a_docker_secret_and_an_https_url():
+    proxy = "registry.example.com/csm/swarm-proxy@sha256:" + "b" * 64
+    tls = {"csm:swarmPublishMode": "host", "csm:swarmEndpointMode": "dnsrr", "csm:swarmProxyImage": proxy,
+           "csm:swarmProxyTlsSecret": "csm/dev/proxy-tls"}
+    _, _, mocks, outs = make_stack(tls, secret_values={**SECRET_VALUES, render.PROXY_TLS_KEY: "CERT\nKEY"})
+    assert "csm-secret-proxy-tls" in [r.name for r in mocks.of_type(SECRET)]
+    assert outs["url"].startswith("https://")

@@ -68,3 +68,31 @@ def test_config_is_checked_offline_before_aws():
         check = next(i for i, n in enumerate(names) if n.startswith("Stack config"))
         aws = next(i for i, n in enumerate(names) if n.startswith("aws-actions/configure-aws-credentials"))
         assert check < aws, job
+
+
+EXPRESSION_CONTEXTS = ("inputs.", "vars.", "secrets.", "github.", "needs.", "matrix.", "steps.", "env.", "jobs.", "runner.")
+
+
+def _values(node):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _values(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _values(v)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_context_references_are_expressions():
+    # Issue 13 item 2: `IMAGE_REF: inputs.image-ref` passed the literal string "inputs.image-ref" to
+    # `pulumi config set`. Outside `if:` (an expression already), a context must be inside ${{ }}.
+    bare = [v for job in JOBS.values() for step in job.get("steps", [])
+            for k, val in step.items() if k != "if" for v in _values(val) if v.strip().startswith(EXPRESSION_CONTEXTS)]
+    bare += [v for job in JOBS.values() for v in _values(job.get("env", {})) if v.strip().startswith(EXPRESSION_CONTEXTS)]
+    assert bare == [], f"context references outside ${{{{ }}}}: {bare}"
+
+
+def test_the_given_digest_reaches_the_stack_config():
+    step = next(s for s in steps("up") if s.get("name") == "Deploy the given digest instead of building")
+    assert step["env"]["IMAGE_REF"] == "${{ inputs.image-ref }}"
