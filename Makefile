@@ -4,8 +4,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 STACKS ?= dev prod
+# The Cassandra versions the service is tested against (cassandra/run fetches each from Maven Central).
+CASSANDRA_VERSION ?= 5.0.9
+CASSANDRA_EXTRA_VERSIONS ?= 4.1.10
 
-.PHONY: help venv lock prereqs up down logs test test-unit test-app render scan bench reliability image clean
+.PHONY: help venv lock prereqs up down logs test test-unit test-app test-store reliability-cluster render scan bench reliability image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -31,8 +34,12 @@ down: ## Stop the local stack, keeping its data
 logs: ## Follow the local stack's logs
 	localengine/csm-local logs
 
-test: venv prereqs ## Run every test: unit, integration (real Cassandra, real engine) and e2e
+test: venv prereqs ## Run every test: unit, integration (real Cassandra, real engine) and e2e; the store's on 5.0.9 and 4.1.10
 	$(PY) -m pytest
+	@for version in $(CASSANDRA_EXTRA_VERSIONS); do $(MAKE) --no-print-directory test-store CASSANDRA_VERSION=$$version || exit 1; done
+
+test-store: venv ## The service's Cassandra tests against one Cassandra version: make test-store CASSANDRA_VERSION=4.1.10
+	CSM_TEST_CASSANDRA_VERSION=$(CASSANDRA_VERSION) $(PY) -m pytest app/tests -m cassandra
 
 test-unit: venv ## Only the tests that need nothing but Python
 	$(PY) -m pytest -m "not cassandra and not engine"
@@ -40,11 +47,14 @@ test-unit: venv ## Only the tests that need nothing but Python
 render: venv ## Write every target's rendered artifacts to build/rendered/<stack>/<target>/
 	$(PY) -m components.render_all $(STACKS)
 
-scan: venv ## Run the offline scanners and print a score out of 100
+scan: venv ## Run the offline scanners; fails on any finding not suppressed in place with a reason
 	security/scan
 
 bench: venv prereqs ## Benchmark the image against the baseline; writes build/bench/report.md
 	bench/run
+
+reliability-cluster: venv ## The three-node Cassandra 5.0 cases (kill -9, catch-up, rolling restart, two down); build/reliability/cluster-report.md
+	$(PY) -m reliability.cluster
 
 reliability: venv prereqs ## Fault and load cases on the real engine; writes build/reliability/report.md
 	reliability/run
