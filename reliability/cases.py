@@ -137,11 +137,14 @@ def cassandra_outage(stack: Stack, profile: Profile) -> CaseResult:
     not_ready_at = ready.first(503, after=stop_at)
     if not_ready_at is not None:
         result.figure("ready 503 after the stop began (s)", not_ready_at - stop_at)
-    during = ready.between((not_ready_at or down_at), back_at)
+    # The window ends at `docker start`: from then on the service's own driver may reach Cassandra
+    # before this test's fresh CQL login does, so a 200 there is a recovery, not a flap.
+    during = ready.between((not_ready_at or down_at), start_at)
+    flaps = [f"{status} at +{at - stop_at:.1f} s" for at, status in during if status != 503]
     result.check("ready is 503 during the outage",
-                 not_ready_at is not None and during and all(status == 503 for _, status in during),
-                 f"{len(during)} polls from the first 503 to Cassandra's return; "
-                 f"statuses {sorted({str(s) for _, s in during})}")
+                 not_ready_at is not None and bool(during) and not flaps,
+                 f"{len(during)} polls from the first 503 to docker start (+{start_at - stop_at:.1f} s); "
+                 f"not 503: {flaps[:10]}")
     if ready_at is None:
         result.check(f"ready within {READY_AFTER_CASSANDRA_S:g} s of Cassandra's return", False,
                      "not ready within 60 s of the first CQL login")
