@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -267,17 +264,9 @@ class TestUnreadableFiles:
         assert named in output and "not UTF-8 text" in output
         assert "S3cr3t" not in output and "Traceback" not in output
 
-    @pytest.fixture
-    def shared_dir(self) -> Iterator[Path]:
-        """A directory another uid can reach (pytest's tmp_path is private to root)."""
-        directory = Path(tempfile.mkdtemp(prefix="csm-unreadable-"))
-        directory.chmod(0o755)
-        yield directory
-        shutil.rmtree(directory)
-
     @pytest.mark.parametrize("case", ["secrets_file", "file_variable", "secrets_dir", "config_file"])
-    def test_serve_without_permission(self, case: str, shared_dir: Path) -> None:
-        made = make_secrets(shared_dir / "secrets")
+    def test_serve_without_permission(self, case: str, tmp_path: Path) -> None:
+        made = make_secrets(tmp_path / "secrets")
         made.directory.chmod(0o755)
         for path in made.directory.iterdir():
             path.chmod(0o644)
@@ -285,18 +274,21 @@ class TestUnreadableFiles:
         if case == "secrets_file":
             locked, named = made.directory / "csm_master_key", "CSM_MASTER_KEY (master_key): secrets file"
         elif case == "file_variable":
-            locked, named = shared_dir / "master.key", "CSM_MASTER_KEY (master_key): CSM_MASTER_KEY_FILE"
+            locked, named = tmp_path / "master.key", "CSM_MASTER_KEY (master_key): CSM_MASTER_KEY_FILE"
             locked.write_text(made.master_key)
             env["CSM_MASTER_KEY_FILE"] = str(locked)
         elif case == "secrets_dir":
             locked, named = made.directory, "CSM_SECRETS_DIR (secrets_dir)"
         else:
-            locked, named = shared_dir / "csm.yaml", "CSM_CONFIG_FILE (config_file)"
+            locked, named = tmp_path / "csm.yaml", "CSM_CONFIG_FILE (config_file)"
             locked.write_text("port: 8123\n")
             env["CSM_CONFIG_FILE"] = str(locked)
         locked.chmod(0o000)
-        # root reads any file whatever its mode: run as another uid then, like the image's user
-        as_other = ["setpriv", "--reuid", "65532", "--regid", "65532", "--clear-groups"] if os.geteuid() == 0 else []
+        # root reads any file whatever its mode: take away the capabilities that let it. Staying root
+        # (rather than another uid) keeps the interpreter and the checkout reachable wherever it lives.
+        no_override = "-dac_override,-dac_read_search"
+        as_other = (["setpriv", f"--bounding-set={no_override}", f"--inh-caps={no_override}"]
+                    if os.geteuid() == 0 else [])
         result = subprocess.run(
             [*as_other, sys.executable, "-m", "csm", "serve", "--port", "1"],
             env=env,
