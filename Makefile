@@ -7,6 +7,8 @@ STACKS ?= dev prod
 # The Cassandra versions the service is tested against (cassandra/run fetches each from Maven Central).
 CASSANDRA_VERSION ?= 5.0.9
 CASSANDRA_EXTRA_VERSIONS ?= 4.1.10
+# The local stack's Cassandra nodes: 1, or 3 (replication factor 3, LOCAL_QUORUM).
+CASSANDRA_NODES ?= 1
 
 .PHONY: help venv lock prereqs up down logs test test-unit test-app test-store reliability-cluster render scan bench reliability image clean
 
@@ -25,8 +27,8 @@ prereqs: ## Install and start Docker Engine, buildx, Compose, the local registry
 image: ## Build the CSM image for linux/amd64 and linux/arm64 and push it to the local registry
 	localengine/csm-local image
 
-up: ## Start the local stack (CSM + Cassandra) and wait until it is ready
-	localengine/csm-local up
+up: ## Start the local stack (CSM + Cassandra) and wait until it is ready; make up CASSANDRA_NODES=3 runs three nodes
+	CASSANDRA_NODES=$(CASSANDRA_NODES) localengine/csm-local up
 
 down: ## Stop the local stack, keeping its data
 	localengine/csm-local down

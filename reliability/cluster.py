@@ -56,6 +56,7 @@ class Cluster:
             "CASSANDRA_VERSION": VERSION,
             "CASSANDRA_HOST": NODES[index],
             "CASSANDRA_SEEDS": f"{NODES[0]}:7000",
+            "CASSANDRA_RING_SLOT": f"{index + 1}/{len(NODES)}",
             "CASSANDRA_CLUSTER_NAME": "csm-three",
             "CASSANDRA_AUTH": "none",
             "CASSANDRA_INSTANCE_DIR": str(self.home / f"node{index + 1}"),
