@@ -31,6 +31,7 @@ import httpx
 
 from reliability import load as L
 from reliability.report import CaseResult, write
+from reliability.stack import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "reliability"
@@ -128,7 +129,8 @@ class Csm:
         })
         log = (self.directory / "csm.log").open("wb")
         self.process = subprocess.Popen([sys.executable, "-m", "csm", "serve"], env=env, stdout=log, stderr=log)
-        L_wait(f"{self.url}/health/ready", 200, 120)
+        process = self.process
+        wait_for(f"{self.url}/health/ready", 200, 120, interval=0.2, give_up=lambda: process.poll() is not None)
 
     @property
     def url(self) -> str:
@@ -145,21 +147,6 @@ class Csm:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-
-
-def L_wait(url: str, status: int, timeout: float) -> float:  # noqa: N802 - a local wait_for
-    started = time.monotonic()
-    last = "no answer"
-    while time.monotonic() - started < timeout:
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == status:
-                return time.monotonic() - started
-            last = f"{response.status_code} {response.text[:200]}"
-        except httpx.HTTPError as error:
-            last = repr(error)
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer {status} within {timeout} s (last: {last})")
 
 
 class Acknowledged:

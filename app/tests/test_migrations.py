@@ -120,16 +120,21 @@ def check_listing(database: Database, secrets_dir: Secrets, rows: list[dict[str,
     asyncio.run(scenario())
 
 
-def test_sai_era_database_is_backfilled_and_keeps_its_indexes(
-    admin: Session, fresh_keyspace: str, env: None, secrets_dir: Secrets
-) -> None:
-    rows = sai_era_database(admin, fresh_keyspace, 450)
+def migrate_then_list(secrets_dir: Secrets, rows: list[dict[str, Any]]) -> None:
+    """The service connects, runs migration 2 (only), and lists every SAI-era certificate."""
     database = Database(load_settings())
     try:
         assert database.connect() == [2]
         check_listing(database, secrets_dir, rows)
     finally:
         database.close()
+
+
+def test_sai_era_database_is_backfilled_and_keeps_its_indexes(
+    admin: Session, fresh_keyspace: str, env: None, secrets_dir: Secrets
+) -> None:
+    rows = sai_era_database(admin, fresh_keyspace, 450)
+    migrate_then_list(secrets_dir, rows)
     progress = admin.execute(f"SELECT done FROM {fresh_keyspace}.migration_progress WHERE version = 2").one()
     assert progress.done
     indexes = {r.index_name for r in admin.execute(
@@ -168,12 +173,7 @@ def test_backfill_resumes_after_a_crash(admin: Session, fresh_keyspace: str, env
     written_before = len(list(admin.execute("SELECT id FROM certificates_by_expiry")))  # partition scan, small
     assert 0 < written_before < len(rows)
 
-    database = Database(load_settings())
-    try:
-        assert database.connect() == [2]
-        check_listing(database, secrets_dir, rows)
-    finally:
-        database.close()
+    migrate_then_list(secrets_dir, rows)
     assert admin.execute("SELECT done FROM migration_progress WHERE version = 2").one().done
 
 

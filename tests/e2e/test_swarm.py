@@ -20,11 +20,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import pytest
 import yaml
+from kube_fixture import run  # the e2e tests' one subprocess helper
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]
 
@@ -43,14 +43,6 @@ SECRET_FILES = {"csm_api_tokens": "apiTokens", "csm_master_key": "masterKey", "c
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def run(*args: str, timeout: float = 120, check: bool = True, stdin: Optional[str] = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=stdin, cwd=ROOT)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n"
-                             f"--- stderr\n{result.stderr[-6000:]}")
-    return result
 
 
 def swarm(*args: str, timeout: float = UP_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess[str]:
