@@ -195,6 +195,32 @@ def applicable_rules(swarm: bool, local: bool) -> list[str]:
     return rules
 
 
+def _merge(base: Any, override: Any) -> Any:
+    """Compose's merge, closely enough for these rules: mappings merge key by key, anything else is
+    replaced (Compose merges some lists by key, e.g. volumes by mount path; no rule reads those)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def _merged_with_base(base_path: Path, services: dict[str, Any], display: str) -> dict[str, Any]:
+    """An override file (top-level `x-csm-base: <file>`, which Compose ignores) is checked as Compose
+    runs it: each service merged onto its namesake in the base file, or onto the one it `extends`."""
+    try:
+        base = (yaml.safe_load(base_path.read_text(encoding="utf-8")) or {}).get("services") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ComposeError(f"{display}: x-csm-base {base_path.name}: {exc}") from exc
+    merged = {}
+    for name, svc in services.items():
+        if not isinstance(svc, dict):
+            merged[name] = svc
+            continue
+        extends = svc.get("extends")
+        origin = base.get(extends.get("service") if isinstance(extends, dict) else extends, {}) if extends else base.get(name, {})
+        merged[name] = _merge(origin, {k: v for k, v in svc.items() if k != "extends"})
+    return merged
+
+
 def check_file(path: Path, display: str, swarm: bool, local: bool) -> Iterator[Result]:
     text = path.read_text(encoding="utf-8")
     try:
@@ -205,6 +231,8 @@ def check_file(path: Path, display: str, swarm: bool, local: bool) -> Iterator[R
     services = (doc or {}).get("services") if isinstance(doc, dict) else None
     if not isinstance(services, dict) or not services:
         raise ComposeError(f"{display}: no services: mapping")
+    if isinstance(doc, dict) and doc.get("x-csm-base"):
+        services = _merged_with_base(path.parent / str(doc["x-csm-base"]), services, display)
     lines = text.splitlines()
     for name, svc in services.items():
         if not isinstance(svc, dict):
