@@ -146,3 +146,18 @@ def test_gate_passes_only_with_zero_unsuppressed_findings():
     assert (one.passed, one.unsuppressed, one.suppressed, one.unreasoned, one.tools) == (False, 1, 1, 1, 2)
     two = report.gate([ToolReport("bandit", "x", findings=[unreasoned]), ToolReport("hadolint", "y", findings=[found])])
     assert not two.passed and two.line().startswith("gate: FAILED: 2 unsuppressed findings (1 of them")
+
+
+def test_override_file_is_checked_as_merged_onto_its_base(tmp_path):
+    """An override names its base (x-csm-base): a service it extends or adds to inherits the base's
+    settings, and a setting it weakens is still caught."""
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump({"services": {"db": good_service()}}))
+    override = {"x-csm-base": "compose.yaml", "services": {
+        "db": {"environment": {"EXTRA": "1"}},
+        "db2": {"extends": {"file": "compose.yaml", "service": "db"}, "environment": {"EXTRA": "2"}},
+        "db3": {"extends": {"file": "compose.yaml", "service": "db"}, "privileged": True},
+    }}
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(override))
+    failing = {(r.service, r.rule) for r in compose_rules.check_file(path, "cluster.yaml", False, True) if not r.ok}
+    assert failing == {("db3", "CSM_C01")}
