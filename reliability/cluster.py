@@ -31,7 +31,7 @@ import httpx
 
 from reliability import load as L
 from reliability.report import CaseResult, write
-from reliability.stack import wait_for
+from reliability.stack import Poller, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "reliability"
@@ -204,34 +204,10 @@ def read_back(csm: Csm, ids: list[str]) -> list[str]:
     return missing
 
 
-class ReadyWatch:
-    """Polls /health/ready every 0.25 s in the background; counts the answers that were not 200."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.polls = 0
-        self.not_ready = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ok = httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            self.polls += 1
-            self.not_ready += not ok
-            time.sleep(0.25)
-
-    def __enter__(self) -> ReadyWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
+def _not_ready(watch: Poller) -> tuple[int, int]:
+    """(polls that were not 200, polls) of a readiness watch."""
+    polls = list(watch.polls)
+    return sum(status != 200 for _, status in polls), len(polls)
 
 
 def _load(csm: Csm, fixtures: L.Fixtures, operation: Acknowledged, seconds: float) -> L.Load:
@@ -251,7 +227,7 @@ def node_killed(cluster: Cluster, csm: Csm, fixtures: L.Fixtures, window: float)
     result = CaseResult("cluster-kill9", "3 nodes: one node killed (kill -9)")
     started = time.monotonic()
     operation = Acknowledged()
-    with ReadyWatch(csm.url) as watch:
+    with Poller(f"{csm.url}/health/ready", interval=0.25) as watch:
         load = _load(csm, fixtures, operation, window * 3)
         time.sleep(window)
         cluster.kill(2)
@@ -263,7 +239,8 @@ def node_killed(cluster: Cluster, csm: Csm, fixtures: L.Fixtures, window: float)
     result.figure("acknowledged", len(operation.ids))
     result.figure("issued while down", len(during))
     result.check("no request failed", result.failed == 0, "; ".join(operation.bad[:5]))
-    result.check("the service stayed ready", watch.not_ready == 0, f"{watch.not_ready} of {watch.polls} polls not 200")
+    not_ready, polls = _not_ready(watch)
+    result.check("the service stayed ready", not_ready == 0, f"{not_ready} of {polls} polls not 200")
     result.check("every acknowledged certificate reads back", not missing, f"{len(missing)} missing")
     result.seconds = time.monotonic() - started
     return result, during
@@ -311,7 +288,7 @@ def rolling_restart(cluster: Cluster, csm: Csm, fixtures: L.Fixtures) -> CaseRes
     result = CaseResult("cluster-rolling", "3 nodes: rolling restart, one node at a time")
     started = time.monotonic()
     operation = Acknowledged()
-    with ReadyWatch(csm.url) as watch:
+    with Poller(f"{csm.url}/health/ready", interval=0.25) as watch:
         load = _load(csm, fixtures, operation, 1200)
         time.sleep(3)
         restarts = []
@@ -326,7 +303,8 @@ def rolling_restart(cluster: Cluster, csm: Csm, fixtures: L.Fixtures) -> CaseRes
     result.figure("restart s per node", "/".join(f"{r:.0f}" for r in restarts))
     result.figure("acknowledged", len(operation.ids))
     result.check("no request failed", result.failed == 0, "; ".join(operation.bad[:5]))
-    result.check("the service stayed ready", watch.not_ready == 0, f"{watch.not_ready} of {watch.polls} polls not 200")
+    not_ready, polls = _not_ready(watch)
+    result.check("the service stayed ready", not_ready == 0, f"{not_ready} of {polls} polls not 200")
     result.check("every acknowledged certificate reads back", not missing, f"{len(missing)} missing")
     result.seconds = time.monotonic() - started
     return result
