@@ -3,6 +3,7 @@
 All config errors are reported at once, before any resource is planned. The target's
 components come from components/targets.py.
 """
+
 from __future__ import annotations
 
 import pulumi
@@ -22,40 +23,58 @@ deploy = deployer(cfg.target)  # fails here, still before any resource, for targ
 
 opts = pulumi.ResourceOptions()
 if cfg.aws_region:
-    provider = aws.Provider("aws", region=cfg.aws_region, default_tags=aws.ProviderDefaultTagsArgs(
-        tags={"app": cfg.name, "stack": cfg.stack, "environment": cfg.general.environment, "managed-by": "pulumi", **cfg.general.tags},
-    ))
+    provider = aws.Provider(
+        "aws",
+        region=cfg.aws_region,
+        default_tags=aws.ProviderDefaultTagsArgs(
+            tags={
+                "app": cfg.name,
+                "stack": cfg.stack,
+                "environment": cfg.general.environment,
+                "managed-by": "pulumi",
+                **cfg.general.tags,
+            },
+        ),
+    )
     opts = pulumi.ResourceOptions(providers={"aws": provider})
 
 # The Image component (and with it the ECR repositories) is always declared: with csm:imageRef it deploys that digest and
 # builds nothing, so switching a stack that already built to imageRef neither deletes its protected release repository
 # (which would fail `pulumi up`) nor its staging repository.
-built = Image(f"{cfg.name}-image", ImageArgs(
-    repository_name=cfg.image_repository,
-    version=cfg.image.version or app_version(),
-    commit=git_commit(context=cfg.image.context),
-    platforms=cfg.image.platforms,
-    context=cfg.image.context,
-    dockerfile=cfg.image.dockerfile,
-    scan=cfg.image.scan,
-    scan_policy=cfg.image.scan_policy,
-    kms_key_arn=cfg.image.kms_key_arn,
-    unpulled_expiry_days=cfg.image.unpulled_expiry_days,
-    untagged_expiry_days=cfg.image.untagged_expiry_days,
-    deletion_protection=cfg.general.deletion_protection,
-    source_date_epoch=commit_time(),
-    deploy_ref=cfg.image.ref,
-    build_args=cfg.image.build_arg_map,
-    build_network=cfg.image.build_network,
-    build_exec=cfg.image.build_exec,
-    build_secrets=read_build_secrets(cfg.image.build_secret_map) if cfg.image.ref is None else {},
-    registry=cfg.image.registry,
-    registry_username=cfg.image.registry_username,
-    registry_password=pulumi.Config("csm").get_secret("imageRegistryPassword") if cfg.image.registry_password else None,
-), opts=opts)
+built = Image(
+    f"{cfg.name}-image",
+    ImageArgs(
+        repository_name=cfg.image_repository,
+        version=cfg.image.version or app_version(),
+        commit=git_commit(context=cfg.image.context),
+        platforms=cfg.image.platforms,
+        context=cfg.image.context,
+        dockerfile=cfg.image.dockerfile,
+        scan=cfg.image.scan,
+        scan_policy=cfg.image.scan_policy,
+        kms_key_arn=cfg.image.kms_key_arn,
+        unpulled_expiry_days=cfg.image.unpulled_expiry_days,
+        untagged_expiry_days=cfg.image.untagged_expiry_days,
+        deletion_protection=cfg.general.deletion_protection,
+        source_date_epoch=commit_time(),
+        deploy_ref=cfg.image.ref,
+        build_args=cfg.image.build_arg_map,
+        build_network=cfg.image.build_network,
+        build_exec=cfg.image.build_exec,
+        build_secrets=read_build_secrets(cfg.image.build_secret_map) if cfg.image.ref is None else {},
+        registry=cfg.image.registry,
+        registry_username=cfg.image.registry_username,
+        registry_password=pulumi.Config("csm").get_secret("imageRegistryPassword")
+        if cfg.image.registry_password
+        else None,
+    ),
+    opts=opts,
+)
 if cfg.image.ref:
     arn = ecr_repository_arn(cfg.image.ref)
-    image = DeployedImage(ref=pulumi.Output.from_input(cfg.image.ref), ecr_repository_arn=pulumi.Output.from_input(arn) if arn else None)
+    image = DeployedImage(
+        ref=pulumi.Output.from_input(cfg.image.ref), ecr_repository_arn=pulumi.Output.from_input(arn) if arn else None
+    )
 else:
     image = DeployedImage(ref=built.ref, ecr_repository_arn=built.repository_arn)
 

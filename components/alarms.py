@@ -1,10 +1,11 @@
 """CloudWatch alarms to an SNS topic: 5xx rate, p99 latency, unhealthy hosts, running below
 desired, CPU high, memory high. The service metrics come from ECS (default) or, through
 ``eks_service_metrics``, from Container Insights on EKS."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -19,7 +20,7 @@ class AlarmThresholds:
     cpu_percent: int = 85
     memory_percent: int = 85
     emails: Sequence[str] = field(default_factory=list)
-    topic_arn: Optional[str] = None  # existing topic; None = create one
+    topic_arn: str | None = None  # existing topic; None = create one
 
 
 @dataclass
@@ -32,15 +33,19 @@ class ServiceMetrics:
     memory_metric: str
     running_namespace: str
     running_metric: str
-    desired_metric: Optional[str] = None  # None: compare running with desired_count
+    desired_metric: str | None = None  # None: compare running with desired_count
     desired_count: int = 0
 
 
 def ecs_service_metrics(cluster_name: pulumi.Input[str], service_name: pulumi.Input[str]) -> ServiceMetrics:
     return ServiceMetrics(
-        namespace="AWS/ECS", dimensions={"ClusterName": cluster_name, "ServiceName": service_name},
-        cpu_metric="CPUUtilization", memory_metric="MemoryUtilization",
-        running_namespace="ECS/ContainerInsights", running_metric="RunningTaskCount", desired_metric="DesiredTaskCount",
+        namespace="AWS/ECS",
+        dimensions={"ClusterName": cluster_name, "ServiceName": service_name},
+        cpu_metric="CPUUtilization",
+        memory_metric="MemoryUtilization",
+        running_namespace="ECS/ContainerInsights",
+        running_metric="RunningTaskCount",
+        desired_metric="DesiredTaskCount",
     )
 
 
@@ -49,9 +54,13 @@ def eks_service_metrics(cluster_name: pulumi.Input[str], namespace: str, service
     'running below desired' compares running pods with the autoscaler's minimum."""
     dims = {"ClusterName": cluster_name, "Namespace": namespace, "Service": service}
     return ServiceMetrics(
-        namespace="ContainerInsights", dimensions=dims,
-        cpu_metric="pod_cpu_utilization_over_pod_limit", memory_metric="pod_memory_utilization_over_pod_limit",
-        running_namespace="ContainerInsights", running_metric="service_number_of_running_pods", desired_count=min_pods,
+        namespace="ContainerInsights",
+        dimensions=dims,
+        cpu_metric="pod_cpu_utilization_over_pod_limit",
+        memory_metric="pod_memory_utilization_over_pod_limit",
+        running_namespace="ContainerInsights",
+        running_metric="service_number_of_running_pods",
+        desired_count=min_pods,
     )
 
 
@@ -62,13 +71,18 @@ class AlarmsArgs:
     alb_arn_suffix: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
-    service_metrics: Optional[ServiceMetrics] = None  # None: the ECS service's metrics
+    service_metrics: ServiceMetrics | None = None  # None: the ECS service's metrics
 
 
-def _metric(id_: str, namespace: str, metric: str, dims: dict, stat: str = "Sum", return_data: bool = False) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+def _metric(
+    id_: str, namespace: str, metric: str, dims: dict, stat: str = "Sum", return_data: bool = False
+) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
     return aws.cloudwatch.MetricAlarmMetricQueryArgs(
-        id=id_, return_data=return_data,
-        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(namespace=namespace, metric_name=metric, dimensions=dims, period=PERIOD, stat=stat),
+        id=id_,
+        return_data=return_data,
+        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+            namespace=namespace, metric_name=metric, dimensions=dims, period=PERIOD, stat=stat
+        ),
     )
 
 
@@ -77,7 +91,7 @@ class Alarms(pulumi.ComponentResource):
     alarm_names: pulumi.Output[list[str]]
     alarm_arns: pulumi.Output[list[str]]
 
-    def __init__(self, name: str, args: AlarmsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:alarms:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         t = args.thresholds
@@ -87,7 +101,9 @@ class Alarms(pulumi.ComponentResource):
             topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id="alias/aws/sns", opts=child)
             topic_arn = topic.arn
             for i, mail in enumerate(t.emails):
-                aws.sns.TopicSubscription(f"{name}-email-{i}", topic=topic.arn, protocol="email", endpoint=mail, opts=child)
+                aws.sns.TopicSubscription(
+                    f"{name}-email-{i}", topic=topic.arn, protocol="email", endpoint=mail, opts=child
+                )
 
         lb = {"LoadBalancer": args.alb_arn_suffix}
         tg = {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix}
@@ -104,62 +120,106 @@ class Alarms(pulumi.ComponentResource):
             aws.cloudwatch.MetricAlarm(
                 f"{name}-5xx-rate",
                 alarm_description=f"5xx responses above {t.error_rate_percent}% of requests",
-                comparison_operator="GreaterThanThreshold", threshold=t.error_rate_percent,
-                evaluation_periods=5, datapoints_to_alarm=3, treat_missing_data="notBreaching",
+                comparison_operator="GreaterThanThreshold",
+                threshold=t.error_rate_percent,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                treat_missing_data="notBreaching",
                 metric_queries=[
                     _metric("target5xx", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", tg),
                     _metric("elb5xx", "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", lb),
                     _metric("requests", "AWS/ApplicationELB", "RequestCount", lb),
                     aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                        id="rate", label="5xx %", return_data=True,
+                        id="rate",
+                        label="5xx %",
+                        return_data=True,
                         expression="IF(requests > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)",
                     ),
                 ],
-                **actions, opts=child,
+                **actions,
+                opts=child,
             ),
             aws.cloudwatch.MetricAlarm(
                 f"{name}-p99-latency",
                 alarm_description=f"p99 target response time above {t.p99_latency_ms} ms",
-                namespace="AWS/ApplicationELB", metric_name="TargetResponseTime", dimensions=tg,
-                extended_statistic="p99", period=PERIOD, evaluation_periods=5, datapoints_to_alarm=3,
-                comparison_operator="GreaterThanThreshold", threshold=t.p99_latency_ms / 1000, treat_missing_data="notBreaching",
-                **actions, opts=child,
+                namespace="AWS/ApplicationELB",
+                metric_name="TargetResponseTime",
+                dimensions=tg,
+                extended_statistic="p99",
+                period=PERIOD,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                comparison_operator="GreaterThanThreshold",
+                threshold=t.p99_latency_ms / 1000,
+                treat_missing_data="notBreaching",
+                **actions,
+                opts=child,
             ),
             aws.cloudwatch.MetricAlarm(
                 f"{name}-unhealthy-hosts",
                 alarm_description="the target group has unhealthy targets",
-                namespace="AWS/ApplicationELB", metric_name="UnHealthyHostCount", dimensions=tg,
-                statistic="Maximum", period=PERIOD, evaluation_periods=3, datapoints_to_alarm=3,
-                comparison_operator="GreaterThanThreshold", threshold=0, treat_missing_data="notBreaching",
-                **actions, opts=child,
+                namespace="AWS/ApplicationELB",
+                metric_name="UnHealthyHostCount",
+                dimensions=tg,
+                statistic="Maximum",
+                period=PERIOD,
+                evaluation_periods=3,
+                datapoints_to_alarm=3,
+                comparison_operator="GreaterThanThreshold",
+                threshold=0,
+                treat_missing_data="notBreaching",
+                **actions,
+                opts=child,
             ),
             aws.cloudwatch.MetricAlarm(
                 f"{name}-running-below-desired",
                 alarm_description="fewer tasks running than desired",
-                comparison_operator="GreaterThanThreshold", threshold=0,
-                evaluation_periods=5, datapoints_to_alarm=5, treat_missing_data="breaching",
+                comparison_operator="GreaterThanThreshold",
+                threshold=0,
+                evaluation_periods=5,
+                datapoints_to_alarm=5,
+                treat_missing_data="breaching",
                 metric_queries=[
                     *([desired] if desired else []),
                     _metric("running", sm.running_namespace, sm.running_metric, svc, stat="Average"),
-                    aws.cloudwatch.MetricAlarmMetricQueryArgs(id="missing", label="desired - running", return_data=True, expression=missing),
+                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                        id="missing", label="desired - running", return_data=True, expression=missing
+                    ),
                 ],
-                **actions, opts=child,
+                **actions,
+                opts=child,
             ),
             aws.cloudwatch.MetricAlarm(
                 f"{name}-cpu-high",
                 alarm_description=f"service CPU above {t.cpu_percent}%",
-                namespace=sm.namespace, metric_name=sm.cpu_metric, dimensions=svc, statistic="Average",
-                period=PERIOD, evaluation_periods=5, datapoints_to_alarm=3,
-                comparison_operator="GreaterThanThreshold", threshold=t.cpu_percent, treat_missing_data="notBreaching",
-                **actions, opts=child,
+                namespace=sm.namespace,
+                metric_name=sm.cpu_metric,
+                dimensions=svc,
+                statistic="Average",
+                period=PERIOD,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                comparison_operator="GreaterThanThreshold",
+                threshold=t.cpu_percent,
+                treat_missing_data="notBreaching",
+                **actions,
+                opts=child,
             ),
             aws.cloudwatch.MetricAlarm(
                 f"{name}-memory-high",
                 alarm_description=f"service memory above {t.memory_percent}%",
-                namespace=sm.namespace, metric_name=sm.memory_metric, dimensions=svc, statistic="Average",
-                period=PERIOD, evaluation_periods=5, datapoints_to_alarm=3,
-                comparison_operator="GreaterThanThreshold", threshold=t.memory_percent, treat_missing_data="notBreaching",
-                **actions, opts=child,
+                namespace=sm.namespace,
+                metric_name=sm.memory_metric,
+                dimensions=svc,
+                statistic="Average",
+                period=PERIOD,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                comparison_operator="GreaterThanThreshold",
+                threshold=t.memory_percent,
+                treat_missing_data="notBreaching",
+                **actions,
+                opts=child,
             ),
         ]
         self.topic_arn = topic_arn

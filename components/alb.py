@@ -1,9 +1,10 @@
 """Application Load Balancer: public (or internal) subnets, target group on the readiness endpoint,
 HTTPS listener when a certificate is configured (HTTP then only redirects), HTTP otherwise."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -18,7 +19,7 @@ class LoadBalancerArgs:
     health_interval: int = 15
     health_timeout: int = 5
     unhealthy_threshold: int = 3
-    certificate_arn: Optional[str] = None
+    certificate_arn: str | None = None
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     internal: bool = False
     ingress_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
@@ -39,7 +40,7 @@ class LoadBalancer(pulumi.ComponentResource):
     listener_arn: pulumi.Output[str]
     https: bool
 
-    def __init__(self, name: str, args: LoadBalancerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:alb:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.https = args.certificate_arn is not None
@@ -49,8 +50,15 @@ class LoadBalancer(pulumi.ComponentResource):
             for i, cidr in enumerate(args.ingress_cidrs):
                 v6 = ":" in cidr
                 aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-in-{port}-{i}", security_group_id=sg.id, ip_protocol="tcp", from_port=port, to_port=port,
-                    cidr_ipv4=None if v6 else cidr, cidr_ipv6=cidr if v6 else None, description=f"clients on {port}", opts=child,
+                    f"{name}-in-{port}-{i}",
+                    security_group_id=sg.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=None if v6 else cidr,
+                    cidr_ipv6=cidr if v6 else None,
+                    description=f"clients on {port}",
+                    opts=child,
                 )
         lb = aws.lb.LoadBalancer(
             f"{name}-alb",
@@ -71,36 +79,69 @@ class LoadBalancer(pulumi.ComponentResource):
             vpc_id=args.vpc_id,
             deregistration_delay=args.deregistration_delay,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
-                enabled=True, path=args.health_path, protocol="HTTP", port="traffic-port", matcher="200",
-                interval=args.health_interval, timeout=args.health_timeout, healthy_threshold=2, unhealthy_threshold=args.unhealthy_threshold,
+                enabled=True,
+                path=args.health_path,
+                protocol="HTTP",
+                port="traffic-port",
+                matcher="200",
+                interval=args.health_interval,
+                timeout=args.health_timeout,
+                healthy_threshold=2,
+                unhealthy_threshold=args.unhealthy_threshold,
             ),
             opts=child,
         )
         forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tg.arn)]
         if self.https:
             listener = aws.lb.Listener(
-                f"{name}-https", load_balancer_arn=lb.arn, port=443, protocol="HTTPS", ssl_policy=args.ssl_policy,
-                certificate_arn=args.certificate_arn, default_actions=forward, opts=child,
+                f"{name}-https",
+                load_balancer_arn=lb.arn,
+                port=443,
+                protocol="HTTPS",
+                ssl_policy=args.ssl_policy,
+                certificate_arn=args.certificate_arn,
+                default_actions=forward,
+                opts=child,
             )
             aws.lb.Listener(
-                f"{name}-http", load_balancer_arn=lb.arn, port=80, protocol="HTTP",
-                default_actions=[aws.lb.ListenerDefaultActionArgs(
-                    type="redirect",
-                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(protocol="HTTPS", port="443", status_code="HTTP_301"),
-                )],
+                f"{name}-http",
+                load_balancer_arn=lb.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[
+                    aws.lb.ListenerDefaultActionArgs(
+                        type="redirect",
+                        redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                            protocol="HTTPS", port="443", status_code="HTTP_301"
+                        ),
+                    )
+                ],
                 opts=child,
             )
         else:
-            listener = aws.lb.Listener(f"{name}-http", load_balancer_arn=lb.arn, port=80, protocol="HTTP", default_actions=forward, opts=child)
+            listener = aws.lb.Listener(
+                f"{name}-http", load_balancer_arn=lb.arn, port=80, protocol="HTTP", default_actions=forward, opts=child
+            )
 
         # Operational endpoints stay off the public listener: /metrics and /info answer without a token. Health checks
         # reach the targets directly, not through the listener, so they are unaffected.
         aws.lb.ListenerRule(
-            f"{name}-no-ops", listener_arn=listener.arn, priority=1,
-            conditions=[aws.lb.ListenerRuleConditionArgs(
-                path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(args.private_paths)))],
-            actions=[aws.lb.ListenerRuleActionArgs(type="fixed-response", fixed_response=aws.lb.ListenerRuleActionFixedResponseArgs(
-                content_type="application/json", status_code="404", message_body='{"detail":"Not Found"}'))],
+            f"{name}-no-ops",
+            listener_arn=listener.arn,
+            priority=1,
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(args.private_paths))
+                )
+            ],
+            actions=[
+                aws.lb.ListenerRuleActionArgs(
+                    type="fixed-response",
+                    fixed_response=aws.lb.ListenerRuleActionFixedResponseArgs(
+                        content_type="application/json", status_code="404", message_body='{"detail":"Not Found"}'
+                    ),
+                )
+            ],
             opts=child,
         )
 
@@ -111,7 +152,12 @@ class LoadBalancer(pulumi.ComponentResource):
         self.target_group_arn = tg.arn
         self.target_group_arn_suffix = tg.arn_suffix
         self.listener_arn = listener.arn
-        self.register_outputs({
-            "arn": self.arn, "dns_name": self.dns_name, "security_group_id": self.security_group_id,
-            "target_group_arn": self.target_group_arn, "listener_arn": self.listener_arn,
-        })
+        self.register_outputs(
+            {
+                "arn": self.arn,
+                "dns_name": self.dns_name,
+                "security_group_id": self.security_group_id,
+                "target_group_arn": self.target_group_arn,
+                "listener_arn": self.listener_arn,
+            }
+        )

@@ -1,8 +1,8 @@
 """Application Auto Scaling of the ECS service: target tracking on CPU, memory and ALB requests per target."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -26,7 +26,7 @@ class AutoscalingArgs:
 class Autoscaling(pulumi.ComponentResource):
     resource_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: AutoscalingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:autoscaling:Autoscaling", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         target = aws.appautoscaling.Target(
@@ -42,7 +42,8 @@ class Autoscaling(pulumi.ComponentResource):
             "cpu": (args.cpu_target, "ECSServiceAverageCPUUtilization", None),
             "memory": (args.memory_target, "ECSServiceAverageMemoryUtilization", None),
             "requests": (
-                args.requests_per_target, "ALBRequestCountPerTarget",
+                args.requests_per_target,
+                "ALBRequestCountPerTarget",
                 pulumi.Output.concat(args.alb_arn_suffix, "/", args.target_group_arn_suffix),
             ),
         }
@@ -56,7 +57,8 @@ class Autoscaling(pulumi.ComponentResource):
                 target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
                     target_value=float(value),
                     predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                        predefined_metric_type=metric, resource_label=label,
+                        predefined_metric_type=metric,
+                        resource_label=label,
                     ),
                     scale_in_cooldown=args.scale_in_cooldown,
                     scale_out_cooldown=args.scale_out_cooldown,

@@ -3,11 +3,12 @@ renderer, task security group, and the service (private subnets, no public IP, b
 ALB, circuit breaker with rollback, and ``wait_for_steady_state`` so a failed rollout fails
 ``pulumi up``). Create it with ``depends_on`` the load balancer component, so the target
 group is attached to a listener before the service registers tasks in it."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -47,7 +48,7 @@ class EcsService(pulumi.ComponentResource):
     task_definition_arn: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: EcsServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: EcsServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:ecs:EcsService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
@@ -65,19 +66,31 @@ class EcsService(pulumi.ComponentResource):
             f"{name}-capacity",
             cluster_name=cluster.name,
             capacity_providers=list(FARGATE_PROVIDERS),
-            default_capacity_provider_strategies=[aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
-                capacity_provider=args.capacity_provider, weight=1,
-            )],
+            default_capacity_provider_strategies=[
+                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
+                    capacity_provider=args.capacity_provider,
+                    weight=1,
+                )
+            ],
             opts=child,
         )
 
         refs = list(args.secret_arns)
         container_definitions = pulumi.Output.all(
             args.image_ref, args.log_group_name, *[args.secret_arns[r] for r in refs]
-        ).apply(lambda a: json.dumps(render.container_definitions(
-            spec.with_image(a[0]), log_group=a[1], region=args.region, secret_arns=dict(zip(refs, a[2:])),
-            repository_credentials_arn=dict(zip(refs, a[2:])).get(spec.registry_credentials) if spec.registry_credentials else None,
-        )))
+        ).apply(
+            lambda a: json.dumps(
+                render.container_definitions(
+                    spec.with_image(a[0]),
+                    log_group=a[1],
+                    region=args.region,
+                    secret_arns=dict(zip(refs, a[2:], strict=False)),
+                    repository_credentials_arn=dict(zip(refs, a[2:], strict=False)).get(spec.registry_credentials)
+                    if spec.registry_credentials
+                    else None,
+                )
+            )
+        )
         task_def = aws.ecs.TaskDefinition(
             f"{name}-task",
             family=f"{spec.name}-{spec.stack}" if spec.stack else spec.name,
@@ -86,9 +99,12 @@ class EcsService(pulumi.ComponentResource):
             cpu=str(spec.resources.cpu_units),
             memory=str(spec.resources.memory_mib),
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                cpu_architecture=render.ARCHITECTURES[spec.architecture], operating_system_family="LINUX",
+                cpu_architecture=render.ARCHITECTURES[spec.architecture],
+                operating_system_family="LINUX",
             ),
-            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=render.tmp_volume_name(p)) for p in spec.security.tmpfs_paths],
+            volumes=[
+                aws.ecs.TaskDefinitionVolumeArgs(name=render.tmp_volume_name(p)) for p in spec.security.tmpfs_paths
+            ],
             execution_role_arn=args.execution_role_arn,
             task_role_arn=args.task_role_arn,
             container_definitions=container_definitions,
@@ -97,18 +113,36 @@ class EcsService(pulumi.ComponentResource):
 
         sg = aws.ec2.SecurityGroup(f"{name}-tasks", vpc_id=args.vpc_id, description=f"{spec.name} tasks", opts=child)
         aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-alb", security_group_id=sg.id, referenced_security_group_id=args.alb_security_group_id,
-            ip_protocol="tcp", from_port=spec.port, to_port=spec.port, description="load balancer to the service port", opts=child,
+            f"{name}-from-alb",
+            security_group_id=sg.id,
+            referenced_security_group_id=args.alb_security_group_id,
+            ip_protocol="tcp",
+            from_port=spec.port,
+            to_port=spec.port,
+            description="load balancer to the service port",
+            opts=child,
         )
         aws.vpc.SecurityGroupEgressRule(
-            f"{name}-alb-to-tasks", security_group_id=args.alb_security_group_id, referenced_security_group_id=sg.id,
-            ip_protocol="tcp", from_port=spec.port, to_port=spec.port, description="load balancer to the tasks", opts=child,
+            f"{name}-alb-to-tasks",
+            security_group_id=args.alb_security_group_id,
+            referenced_security_group_id=sg.id,
+            ip_protocol="tcp",
+            from_port=spec.port,
+            to_port=spec.port,
+            description="load balancer to the tasks",
+            opts=child,
         )
         egress_ports = sorted({HTTPS_PORT, spec.datastore.port})  # AWS APIs (ECR, logs, secrets) and Cassandra
         for port in egress_ports:
             aws.vpc.SecurityGroupEgressRule(
-                f"{name}-out-{port}", security_group_id=sg.id, cidr_ipv4="0.0.0.0/0", ip_protocol="tcp",
-                from_port=port, to_port=port, description="AWS APIs over TLS" if port == HTTPS_PORT else "Cassandra", opts=child,
+                f"{name}-out-{port}",
+                security_group_id=sg.id,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description="AWS APIs over TLS" if port == HTTPS_PORT else "Cassandra",
+                opts=child,
             )
 
         service = aws.ecs.Service(
@@ -116,14 +150,22 @@ class EcsService(pulumi.ComponentResource):
             cluster=cluster.arn,
             task_definition=task_def.arn,
             desired_count=spec.scaling.desired,
-            capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=args.capacity_provider, weight=1)],
+            capacity_provider_strategies=[
+                aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=args.capacity_provider, weight=1)
+            ],
             platform_version="LATEST",
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
-                subnets=args.subnet_ids, security_groups=[sg.id], assign_public_ip=False,
+                subnets=args.subnet_ids,
+                security_groups=[sg.id],
+                assign_public_ip=False,
             ),
-            load_balancers=[aws.ecs.ServiceLoadBalancerArgs(
-                target_group_arn=args.target_group_arn, container_name=spec.name, container_port=spec.port,
-            )],
+            load_balancers=[
+                aws.ecs.ServiceLoadBalancerArgs(
+                    target_group_arn=args.target_group_arn,
+                    container_name=spec.name,
+                    container_port=spec.port,
+                )
+            ],
             health_check_grace_period_seconds=args.grace_period,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
@@ -145,7 +187,11 @@ class EcsService(pulumi.ComponentResource):
         self.service_name = service.name
         self.task_definition_arn = task_def.arn
         self.security_group_id = sg.id
-        self.register_outputs({
-            "cluster_name": self.cluster_name, "service_name": self.service_name,
-            "task_definition_arn": self.task_definition_arn, "security_group_id": self.security_group_id,
-        })
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "service_name": self.service_name,
+                "task_definition_arn": self.task_definition_arn,
+                "security_group_id": self.security_group_id,
+            }
+        )

@@ -3,10 +3,11 @@
 ``EcsTarget`` composes the components; ``deploy`` maps the stack config onto its args (the
 target-dispatch entry point, see components/targets.py).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -30,9 +31,9 @@ class EcsTargetArgs:
     image_ref: pulumi.Input[str]
     region: str
     network: NetworkArgs
-    ecr_repository_arn: Optional[pulumi.Input[str]] = None
-    certificate_arn: Optional[str] = None
-    domain_name: Optional[str] = None
+    ecr_repository_arn: pulumi.Input[str] | None = None
+    certificate_arn: str | None = None
+    domain_name: str | None = None
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     internal: bool = False
     ingress_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
@@ -56,103 +57,133 @@ class EcsTarget(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     alarm_topic_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: EcsTargetArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: EcsTargetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:ecs:EcsTarget", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
         network = Network(f"{name}-net", args.network, opts=child)
-        lb = LoadBalancer(f"{name}-lb", LoadBalancerArgs(
-            vpc_id=network.vpc_id,
-            subnet_ids=network.private_subnet_ids if args.internal else network.public_subnet_ids,
-            target_port=spec.port,
-            # Liveness, not readiness: ECS replaces every task its target group reports unhealthy, so a readiness check
-            # would cycle all tasks through a Cassandra outage (docs/health-model.md).
-            health_path=spec.health.live_path,
-            health_interval=spec.health.interval,
-            health_timeout=spec.health.timeout,
-            unhealthy_threshold=spec.health.retries,
-            certificate_arn=args.certificate_arn,
-            ssl_policy=args.ssl_policy,
-            internal=args.internal,
-            ingress_cidrs=args.ingress_cidrs,
-            idle_timeout=args.idle_timeout,
-            deregistration_delay=spec.drain_seconds,
-            deletion_protection=args.deletion_protection,
-        ), opts=child)
+        lb = LoadBalancer(
+            f"{name}-lb",
+            LoadBalancerArgs(
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids if args.internal else network.public_subnet_ids,
+                target_port=spec.port,
+                # Liveness, not readiness: ECS replaces every task its target group reports unhealthy, so a readiness check
+                # would cycle all tasks through a Cassandra outage (docs/health-model.md).
+                health_path=spec.health.live_path,
+                health_interval=spec.health.interval,
+                health_timeout=spec.health.timeout,
+                unhealthy_threshold=spec.health.retries,
+                certificate_arn=args.certificate_arn,
+                ssl_policy=args.ssl_policy,
+                internal=args.internal,
+                ingress_cidrs=args.ingress_cidrs,
+                idle_timeout=args.idle_timeout,
+                deregistration_delay=spec.drain_seconds,
+                deletion_protection=args.deletion_protection,
+            ),
+            opts=child,
+        )
 
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=render.log_group_name(spec), retention_in_days=spec.log_retention_days,
+            f"{name}-logs",
+            name=render.log_group_name(spec),
+            retention_in_days=spec.log_retention_days,
             opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
         )
         # Full ARNs (with Secrets Manager's random suffix) for valueFrom and the IAM policy.
         secret_arns = {
-            s.ref: aws.secretsmanager.get_secret_output(arn=s.ref, opts=invoke).arn if s.is_arn
+            s.ref: aws.secretsmanager.get_secret_output(arn=s.ref, opts=invoke).arn
+            if s.is_arn
             else aws.secretsmanager.get_secret_output(name=s.ref, opts=invoke).arn
             for s in spec.secrets
         }
         if spec.registry_credentials:  # the private registry's credentials: read by the execution role at pull time
             ref = spec.registry_credentials
-            secret_arns[ref] = (aws.secretsmanager.get_secret_output(arn=ref, opts=invoke) if ref.startswith("arn:")
-                                else aws.secretsmanager.get_secret_output(name=ref, opts=invoke)).arn
-        roles = TaskRoles(f"{name}-roles", TaskRolesArgs(
-            log_group_arn=log_group.arn,
-            region=args.region,
-            secret_arns=list(secret_arns.values()),
-            kms_key_arns=args.kms_key_arns,
-            ecr_repository_arn=args.ecr_repository_arn,
-            keyspaces=spec.datastore.keyspaces,
-            keyspace=spec.datastore.keyspace,
-            execute_command=args.execute_command,
-        ), opts=child)
-        service = EcsService(f"{name}-svc", EcsServiceArgs(
-            spec=spec,
-            image_ref=args.image_ref,
-            region=args.region,
-            vpc_id=network.vpc_id,
-            subnet_ids=network.private_subnet_ids,
-            alb_security_group_id=lb.security_group_id,
-            target_group_arn=lb.target_group_arn,
-            execution_role_arn=roles.execution_role_arn,
-            task_role_arn=roles.task_role_arn,
-            log_group_name=log_group.name,
-            secret_arns=secret_arns,
-            min_healthy_percent=args.min_healthy_percent,
-            max_percent=args.max_percent,
-            grace_period=args.grace_period,
-            container_insights=args.container_insights,
-            capacity_provider=args.capacity_provider,
-            execute_command=args.execute_command,
-        ), opts=pulumi.ResourceOptions(parent=self, depends_on=[lb]))
-        Autoscaling(f"{name}-scaling", AutoscalingArgs(
-            cluster_name=service.cluster_name,
-            service_name=service.service_name,
-            alb_arn_suffix=lb.arn_suffix,
-            target_group_arn_suffix=lb.target_group_arn_suffix,
-            min_count=spec.scaling.min,
-            max_count=spec.scaling.max,
-            cpu_target=spec.scaling.cpu_target,
-            memory_target=spec.scaling.memory_target,
-            requests_per_target=spec.scaling.requests_per_target,
-            scale_in_cooldown=spec.scaling.scale_in_cooldown,
-            scale_out_cooldown=spec.scaling.scale_out_cooldown,
-        ), opts=child)
-        alarms = Alarms(f"{name}-alarms", AlarmsArgs(
-            cluster_name=service.cluster_name,
-            service_name=service.service_name,
-            alb_arn_suffix=lb.arn_suffix,
-            target_group_arn_suffix=lb.target_group_arn_suffix,
-            thresholds=args.alarms,
-        ), opts=child)
-        dashboard = Dashboard(f"{spec.name}-{spec.stack}" if spec.stack else spec.name, DashboardArgs(
-            region=args.region,
-            cluster_name=service.cluster_name,
-            service_name=service.service_name,
-            alb_arn_suffix=lb.arn_suffix,
-            target_group_arn_suffix=lb.target_group_arn_suffix,
-            alarm_arns=alarms.alarm_arns,
-        ), opts=child)
+            secret_arns[ref] = (
+                aws.secretsmanager.get_secret_output(arn=ref, opts=invoke)
+                if ref.startswith("arn:")
+                else aws.secretsmanager.get_secret_output(name=ref, opts=invoke)
+            ).arn
+        roles = TaskRoles(
+            f"{name}-roles",
+            TaskRolesArgs(
+                log_group_arn=log_group.arn,
+                region=args.region,
+                secret_arns=list(secret_arns.values()),
+                kms_key_arns=args.kms_key_arns,
+                ecr_repository_arn=args.ecr_repository_arn,
+                keyspaces=spec.datastore.keyspaces,
+                keyspace=spec.datastore.keyspace,
+                execute_command=args.execute_command,
+            ),
+            opts=child,
+        )
+        service = EcsService(
+            f"{name}-svc",
+            EcsServiceArgs(
+                spec=spec,
+                image_ref=args.image_ref,
+                region=args.region,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                alb_security_group_id=lb.security_group_id,
+                target_group_arn=lb.target_group_arn,
+                execution_role_arn=roles.execution_role_arn,
+                task_role_arn=roles.task_role_arn,
+                log_group_name=log_group.name,
+                secret_arns=secret_arns,
+                min_healthy_percent=args.min_healthy_percent,
+                max_percent=args.max_percent,
+                grace_period=args.grace_period,
+                container_insights=args.container_insights,
+                capacity_provider=args.capacity_provider,
+                execute_command=args.execute_command,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[lb]),
+        )
+        Autoscaling(
+            f"{name}-scaling",
+            AutoscalingArgs(
+                cluster_name=service.cluster_name,
+                service_name=service.service_name,
+                alb_arn_suffix=lb.arn_suffix,
+                target_group_arn_suffix=lb.target_group_arn_suffix,
+                min_count=spec.scaling.min,
+                max_count=spec.scaling.max,
+                cpu_target=spec.scaling.cpu_target,
+                memory_target=spec.scaling.memory_target,
+                requests_per_target=spec.scaling.requests_per_target,
+                scale_in_cooldown=spec.scaling.scale_in_cooldown,
+                scale_out_cooldown=spec.scaling.scale_out_cooldown,
+            ),
+            opts=child,
+        )
+        alarms = Alarms(
+            f"{name}-alarms",
+            AlarmsArgs(
+                cluster_name=service.cluster_name,
+                service_name=service.service_name,
+                alb_arn_suffix=lb.arn_suffix,
+                target_group_arn_suffix=lb.target_group_arn_suffix,
+                thresholds=args.alarms,
+            ),
+            opts=child,
+        )
+        dashboard = Dashboard(
+            f"{spec.name}-{spec.stack}" if spec.stack else spec.name,
+            DashboardArgs(
+                region=args.region,
+                cluster_name=service.cluster_name,
+                service_name=service.service_name,
+                alb_arn_suffix=lb.arn_suffix,
+                target_group_arn_suffix=lb.target_group_arn_suffix,
+                alarm_arns=alarms.alarm_arns,
+            ),
+            opts=child,
+        )
 
         scheme = "https" if args.certificate_arn else "http"
         host = pulumi.Output.from_input(args.domain_name) if args.domain_name else lb.dns_name
@@ -162,10 +193,16 @@ class EcsTarget(pulumi.ComponentResource):
         self.cluster_name = service.cluster_name
         self.service_name = service.service_name
         self.alarm_topic_arn = alarms.topic_arn
-        self.register_outputs({
-            "service_url": self.service_url, "log_group_name": self.log_group_name, "dashboard_url": self.dashboard_url,
-            "cluster_name": self.cluster_name, "service_name": self.service_name, "alarm_topic_arn": self.alarm_topic_arn,
-        })
+        self.register_outputs(
+            {
+                "service_url": self.service_url,
+                "log_group_name": self.log_group_name,
+                "dashboard_url": self.dashboard_url,
+                "cluster_name": self.cluster_name,
+                "service_name": self.service_name,
+                "alarm_topic_arn": self.alarm_topic_arn,
+            }
+        )
 
 
 def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> EcsTargetArgs:
@@ -176,8 +213,13 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> Ec
         ecr_repository_arn=image.ecr_repository_arn,
         region=cfg.aws_region or "",
         network=NetworkArgs(
-            vpc_id=n.vpc_id, public_subnet_ids=n.public_subnet_ids, private_subnet_ids=n.private_subnet_ids,
-            cidr=n.vpc_cidr, az_count=n.az_count, nat_gateways=n.nat_gateways, min_azs=2 if cfg.prod else 1,
+            vpc_id=n.vpc_id,
+            public_subnet_ids=n.public_subnet_ids,
+            private_subnet_ids=n.private_subnet_ids,
+            cidr=n.vpc_cidr,
+            az_count=n.az_count,
+            nat_gateways=n.nat_gateways,
+            min_azs=2 if cfg.prod else 1,
         ),
         certificate_arn=i.certificate_arn,
         domain_name=i.domain_name,
@@ -194,13 +236,19 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> Ec
         capacity_provider=e.capacity_provider,
         execute_command=e.enable_execute_command,
         alarms=AlarmThresholds(
-            error_rate_percent=a.error_rate_percent, p99_latency_ms=a.p99_latency_ms,
-            cpu_percent=a.cpu_percent, memory_percent=a.memory_percent, emails=a.emails, topic_arn=a.topic_arn,
+            error_rate_percent=a.error_rate_percent,
+            p99_latency_ms=a.p99_latency_ms,
+            cpu_percent=a.cpu_percent,
+            memory_percent=a.memory_percent,
+            emails=a.emails,
+            topic_arn=a.topic_arn,
         ),
     )
 
 
-def deploy(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input]:
+def deploy(
+    cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
+) -> dict[str, pulumi.Input]:
     target = EcsTarget(cfg.name, target_args(cfg, spec, image), opts=opts)
     return {
         "serviceUrl": target.service_url,

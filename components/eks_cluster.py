@@ -7,11 +7,13 @@ cluster's owners have created). ``create``: a VPC (components/network.py), a pul
 and either a managed node group (Graviton or x86, IMDSv2 with hop limit 1 so pods cannot borrow
 the node role, encrypted gp3 root volumes) or a Fargate profile.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -44,10 +46,18 @@ def cluster_autoscaler_policy(cluster_name: str) -> list[dict]:
         {
             "Sid": "Discover",
             "Effect": "Allow",
-            "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
-                       "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags",
-                       "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
-                       "ec2:GetInstanceTypesFromInstanceRequirements", "eks:DescribeNodegroup"],
+            "Action": [
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations",
+                "autoscaling:DescribeScalingActivities",
+                "autoscaling:DescribeTags",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements",
+                "eks:DescribeNodegroup",
+            ],
             "Resource": "*",  # Describe* have no resource-level permissions
         },
         {
@@ -60,15 +70,24 @@ def cluster_autoscaler_policy(cluster_name: str) -> list[dict]:
     ]
 
 
-def cluster_autoscaler_values(cluster_name: str, region: Optional[str], kubernetes_version: str, role_arn: str) -> dict:
+def cluster_autoscaler_values(cluster_name: str, region: str | None, kubernetes_version: str, role_arn: str) -> dict:
     return {
         "cloudProvider": "aws",
         "awsRegion": region,  # pods cannot reach IMDS (hop limit 1), so the region is given
         "autoDiscovery": {"clusterName": cluster_name},
         "image": {"tag": f"v{kubernetes_version}.0"},  # the autoscaler's minor version follows the cluster's
-        "rbac": {"serviceAccount": {"create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
-                                    "annotations": {"eks.amazonaws.com/role-arn": role_arn}}},
-        "extraArgs": {"balance-similar-node-groups": True, "expander": "least-waste", "skip-nodes-with-system-pods": False},
+        "rbac": {
+            "serviceAccount": {
+                "create": True,
+                "name": AUTOSCALER_SERVICE_ACCOUNT,
+                "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+            }
+        },
+        "extraArgs": {
+            "balance-similar-node-groups": True,
+            "expander": "least-waste",
+            "skip-nodes-with-system-pods": False,
+        },
         "priorityClassName": "system-cluster-critical",
         "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "300Mi"}},
     }
@@ -78,7 +97,7 @@ def cluster_autoscaler_values(cluster_name: str, region: Optional[str], kubernet
 class EksClusterArgs:
     cluster_name: str
     mode: Literal["create", "existing"]
-    kubeconfig: Optional[pulumi.Input[str]] = None  # existing
+    kubeconfig: pulumi.Input[str] | None = None  # existing
     version: str = "1.33"
     node_mode: Literal["managed", "fargate"] = "managed"
     architecture: Literal["arm64", "x86_64"] = "arm64"
@@ -92,14 +111,23 @@ class EksClusterArgs:
     pod_identity_agent: bool = False
     public_access_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
     deletion_protection: bool = False
-    node_autoscaler: bool = True  # created managed clusters: the Cluster Autoscaler resizes the node group within min..max
+    node_autoscaler: bool = (
+        True  # created managed clusters: the Cluster Autoscaler resizes the node group within min..max
+    )
     metrics_server: bool = True  # created clusters: the metrics-server add-on (the HPA needs the metrics API)
 
 
 def node_trust() -> dict:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole",
-    }]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
 
 
 class EksCluster(pulumi.ComponentResource):
@@ -110,7 +138,7 @@ class EksCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     workers: list[pulumi.Resource]  # what must exist before pods can be scheduled
 
-    def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:eks_cluster:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -125,7 +153,8 @@ class EksCluster(pulumi.ComponentResource):
             account = aws.get_caller_identity_output(opts=invoke).account_id
             partition = aws.get_partition_output(opts=invoke).partition
             self.oidc_provider_arn = pulumi.Output.all(partition, account, self.oidc_issuer).apply(
-                lambda a: f"arn:{a[0]}:iam::{a[1]}:oidc-provider/{a[2]}")
+                lambda a: f"arn:{a[0]}:iam::{a[1]}:oidc-provider/{a[2]}"
+            )
         else:
             network = Network(f"{name}-net", args.network, opts=child)
             fargate = None
@@ -160,36 +189,61 @@ class EksCluster(pulumi.ComponentResource):
             if args.node_mode == "managed":
                 self.workers.append(self._node_group(name, args, network, cluster))
             if args.pod_identity_agent:
-                self.workers.append(aws.eks.Addon(
-                    f"{name}-pod-identity-agent", cluster_name=args.cluster_name, addon_name="eks-pod-identity-agent",
-                    resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.workers)),
-                ))
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
-                                     opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.workers)))
+                self.workers.append(
+                    aws.eks.Addon(
+                        f"{name}-pod-identity-agent",
+                        cluster_name=args.cluster_name,
+                        addon_name="eks-pod-identity-agent",
+                        resolve_conflicts_on_create="OVERWRITE",
+                        resolve_conflicts_on_update="OVERWRITE",
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.workers)),
+                    )
+                )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.workers)),
+        )
         if args.mode == "create":
             self._scaling(name, args)
-        self.register_outputs({
-            "cluster_name": self.cluster_name, "oidc_provider_arn": self.oidc_provider_arn, "oidc_issuer": self.oidc_issuer,
-        })
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "oidc_issuer": self.oidc_issuer,
+            }
+        )
 
     def _scaling(self, name: str, args: EksClusterArgs) -> None:
         """What makes the HPA and the node group act: metrics-server, and the Cluster Autoscaler for managed nodes."""
         if args.metrics_server:
             aws.eks.Addon(
-                f"{name}-metrics-server", cluster_name=args.cluster_name, addon_name=METRICS_SERVER_ADDON,
-                resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+                f"{name}-metrics-server",
+                cluster_name=args.cluster_name,
+                addon_name=METRICS_SERVER_ADDON,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.workers)),
             )
         if not (args.node_autoscaler and args.node_mode == "managed"):
             return
         from components.eks_irsa import WorkloadRole, WorkloadRoleArgs
 
-        role = WorkloadRole(f"{name}-autoscaler", WorkloadRoleArgs(
-            mode="irsa", cluster_name=args.cluster_name, namespace=AUTOSCALER_NAMESPACE, service_account=AUTOSCALER_SERVICE_ACCOUNT,
-            oidc_provider_arn=self.oidc_provider_arn, oidc_issuer=self.oidc_issuer,
-            statements=cluster_autoscaler_policy(args.cluster_name), description="Cluster Autoscaler: resize this cluster's node groups",
-        ), opts=pulumi.ResourceOptions(parent=self))
+        role = WorkloadRole(
+            f"{name}-autoscaler",
+            WorkloadRoleArgs(
+                mode="irsa",
+                cluster_name=args.cluster_name,
+                namespace=AUTOSCALER_NAMESPACE,
+                service_account=AUTOSCALER_SERVICE_ACCOUNT,
+                oidc_provider_arn=self.oidc_provider_arn,
+                oidc_issuer=self.oidc_issuer,
+                statements=cluster_autoscaler_policy(args.cluster_name),
+                description="Cluster Autoscaler: resize this cluster's node groups",
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         k8s.helm.v3.Release(
             f"{name}-autoscaler",
@@ -201,14 +255,19 @@ class EksCluster(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             values=pulumi.Output.all(region, role.role_arn).apply(
-                lambda a: cluster_autoscaler_values(args.cluster_name, a[0], args.version, a[1])),
+                lambda a: cluster_autoscaler_values(args.cluster_name, a[0], args.version, a[1])
+            ),
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(self.workers)),
         )
 
     def _node_group(self, name: str, args: EksClusterArgs, network: Network, cluster: eks.Cluster) -> aws.eks.NodeGroup:
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{name}-node", assume_role_policy=json.dumps(node_trust()),
-                            description="EKS managed nodes: join the cluster, run the VPC CNI, pull images", opts=child)
+        role = aws.iam.Role(
+            f"{name}-node",
+            assume_role_policy=json.dumps(node_trust()),
+            description="EKS managed nodes: join the cluster, run the VPC CNI, pull images",
+            opts=child,
+        )
         attachments = [
             aws.iam.RolePolicyAttachment(f"{name}-node-{i}", role=role.name, policy_arn=arn, opts=child)
             for i, arn in enumerate(NODE_POLICIES)
@@ -216,12 +275,18 @@ class EksCluster(pulumi.ComponentResource):
         template = aws.ec2.LaunchTemplate(
             f"{name}-node",
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
             ),
-            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name="/dev/xvda",
-                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=args.node_disk_gib, volume_type="gp3", encrypted="true"),
-            )],
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=args.node_disk_gib, volume_type="gp3", encrypted="true"
+                    ),
+                )
+            ],
             update_default_version=True,
             opts=child,
         )
@@ -233,9 +298,15 @@ class EksCluster(pulumi.ComponentResource):
             instance_types=list(args.instance_types),
             ami_type=AMI_TYPES[args.architecture],
             capacity_type="ON_DEMAND",
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(min_size=args.node_min, desired_size=args.node_desired, max_size=args.node_max),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=args.node_min, desired_size=args.node_desired, max_size=args.node_max
+            ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
             labels={"csm.io/node-group": "csm"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *attachments], ignore_changes=["scalingConfig.desiredSize"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[cluster, *attachments], ignore_changes=["scalingConfig.desiredSize"]
+            ),
         )

@@ -4,11 +4,12 @@ the Kubernetes objects, Container Insights and the alarm set.
 ``EksTarget`` composes the components; ``deploy`` maps the stack config onto its args (the
 target-dispatch entry point, see components/targets.py).
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -18,9 +19,13 @@ from components.config import StackConfig
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.eks_irsa import WorkloadRole, WorkloadRoleArgs, secrets_policy
 from components.eks_observability import (
-    ContainerInsights, ContainerInsightsArgs, application_log_group, dashboard_url, ingress_alb_suffixes,
+    ContainerInsights,
+    ContainerInsightsArgs,
+    application_log_group,
+    dashboard_url,
+    ingress_alb_suffixes,
 )
-from components.external_secrets import ExternalSecretsOperator, ExternalSecretsArgs
+from components.external_secrets import ExternalSecretsArgs, ExternalSecretsOperator
 from components.iam import task_policy
 from components.k8s_app import KubernetesApp, KubernetesAppArgs
 from components.network import NetworkArgs
@@ -43,13 +48,28 @@ class EksTargetArgs:
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
 
 
-def role_statements(spec: ServiceSpec, options: render.KubernetesOptions, secret_arns: Sequence[str], kms_key_arns: Sequence[str],
-                    region: str, account_id: str) -> list[dict]:
+def role_statements(
+    spec: ServiceSpec,
+    options: render.KubernetesOptions,
+    secret_arns: Sequence[str],
+    kms_key_arns: Sequence[str],
+    region: str,
+    account_id: str,
+) -> list[dict]:
     """What the service's ServiceAccount role may do: read its own secrets (ESO reads them as this
     role) and, with Keyspaces, its own keyspace."""
-    statements = secrets_policy(secret_arns=secret_arns, kms_key_arns=kms_key_arns, region=region) if options.external_secrets else []
-    keyspaces = task_policy(keyspaces=spec.datastore.keyspaces, keyspace=spec.datastore.keyspace, region=region,
-                            account_id=account_id, execute_command=False)
+    statements = (
+        secrets_policy(secret_arns=secret_arns, kms_key_arns=kms_key_arns, region=region)
+        if options.external_secrets
+        else []
+    )
+    keyspaces = task_policy(
+        keyspaces=spec.datastore.keyspaces,
+        keyspace=spec.datastore.keyspace,
+        region=region,
+        account_id=account_id,
+        execute_command=False,
+    )
     return statements + (keyspaces["Statement"] if keyspaces else [])
 
 
@@ -61,12 +81,12 @@ class EksTarget(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
     namespace: pulumi.Output[str]
-    role_arn: Optional[pulumi.Output[str]]
+    role_arn: pulumi.Output[str] | None
     log_group_name: pulumi.Output[str]
     dashboard_url: pulumi.Output[str]
-    alarm_topic_arn: Optional[pulumi.Output[str]]
+    alarm_topic_arn: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: EksTargetArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: EksTargetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:eks:EksTarget", name, None, opts)
         spec, options = args.spec, args.options
         child = pulumi.ResourceOptions(parent=self)
@@ -75,61 +95,115 @@ class EksTarget(pulumi.ComponentResource):
         cluster = EksCluster(f"{name}-cluster", args.cluster, opts=child)
         if args.cluster.mode == "create" and args.cluster.node_mode == "fargate":
             # https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html (refused in prod by the config model)
-            pulumi.log.warn(f"{name}: EKS does not enforce NetworkPolicies for Pods on Fargate: the default-deny policies are not applied",
-                            resource=self)
-        on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": cluster.provider}, depends_on=cluster.workers)
+            pulumi.log.warn(
+                f"{name}: EKS does not enforce NetworkPolicies for Pods on Fargate: the default-deny policies are not applied",
+                resource=self,
+            )
+        on_cluster = pulumi.ResourceOptions(
+            parent=self, providers={"kubernetes": cluster.provider}, depends_on=cluster.workers
+        )
         ready: list[pulumi.Resource] = list(cluster.workers)
 
         eso_role: list[pulumi.Output[str]] = []
         uses_eso = options.external_secrets and bool(spec.secrets)
         if uses_eso and args.install_external_secrets:
-            eso = ExternalSecretsOperator(f"{name}-eso", ExternalSecretsArgs(
-                identity_mode=options.identity_mode, cluster_name=cluster.cluster_name, kubernetes_version=options.kubernetes_version,
-            ), opts=on_cluster)
+            eso = ExternalSecretsOperator(
+                f"{name}-eso",
+                ExternalSecretsArgs(
+                    identity_mode=options.identity_mode,
+                    cluster_name=cluster.cluster_name,
+                    kubernetes_version=options.kubernetes_version,
+                ),
+                opts=on_cluster,
+            )
             ready.append(eso.release)
             if eso.controller_role_arn is not None:
                 eso_role.append(eso.controller_role_arn)
 
-        role_arn: Optional[pulumi.Output[str]] = None
+        role_arn: pulumi.Output[str] | None = None
         if needs_role(spec, options):
-            arns = [
-                aws.secretsmanager.get_secret_output(arn=s.ref, opts=invoke).arn if s.is_arn
-                else aws.secretsmanager.get_secret_output(name=s.ref, opts=invoke).arn
-                for s in spec.secrets
-            ] if options.external_secrets else []
+            arns = (
+                [
+                    aws.secretsmanager.get_secret_output(arn=s.ref, opts=invoke).arn
+                    if s.is_arn
+                    else aws.secretsmanager.get_secret_output(name=s.ref, opts=invoke).arn
+                    for s in spec.secrets
+                ]
+                if options.external_secrets
+                else []
+            )
             account = aws.get_caller_identity_output(opts=invoke).account_id
             statements = pulumi.Output.all(account, pulumi.Output.all(*arns)).apply(
-                lambda a: role_statements(spec, options, a[1], args.kms_key_arns, args.region, a[0]))
-            role = WorkloadRole(f"{name}-app", WorkloadRoleArgs(
-                mode=options.identity_mode, cluster_name=cluster.cluster_name, namespace=options.namespace, service_account=spec.name,
-                oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer, statements=statements,
-                trusted_role_arns=eso_role, description=f"CSM ({options.namespace}/{spec.name}): its own secrets and keyspace only",
-            ), opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.workers))
+                lambda a: role_statements(spec, options, a[1], args.kms_key_arns, args.region, a[0])
+            )
+            role = WorkloadRole(
+                f"{name}-app",
+                WorkloadRoleArgs(
+                    mode=options.identity_mode,
+                    cluster_name=cluster.cluster_name,
+                    namespace=options.namespace,
+                    service_account=spec.name,
+                    oidc_provider_arn=cluster.oidc_provider_arn,
+                    oidc_issuer=cluster.oidc_issuer,
+                    statements=statements,
+                    trusted_role_arns=eso_role,
+                    description=f"CSM ({options.namespace}/{spec.name}): its own secrets and keyspace only",
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.workers),
+            )
             role_arn = role.role_arn
         else:
             options = dataclasses.replace(options, role_arn=None)
 
-        app = KubernetesApp(f"{name}-k8s", KubernetesAppArgs(
-            spec=spec, options=options, image_ref=args.image_ref, role_arn=role_arn, secret_values=args.secret_values, depends_on=ready,
-        ), opts=on_cluster)
+        app = KubernetesApp(
+            f"{name}-k8s",
+            KubernetesAppArgs(
+                spec=spec,
+                options=options,
+                image_ref=args.image_ref,
+                role_arn=role_arn,
+                secret_values=args.secret_values,
+                depends_on=ready,
+            ),
+            opts=on_cluster,
+        )
 
         self.alarm_topic_arn = None
         cluster_name = cluster.cluster_name
         if args.container_insights:
-            ContainerInsights(f"{name}-insights", ContainerInsightsArgs(
-                identity_mode=options.identity_mode, cluster_name=cluster_name,
-                oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-            ), opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.workers))
+            ContainerInsights(
+                f"{name}-insights",
+                ContainerInsightsArgs(
+                    identity_mode=options.identity_mode,
+                    cluster_name=cluster_name,
+                    oidc_provider_arn=cluster.oidc_provider_arn,
+                    oidc_issuer=cluster.oidc_issuer,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.workers),
+            )
             if app.ingress_hostname is not None:
                 alb, tg = ingress_alb_suffixes(
-                    app.ingress_hostname, load_balancer_name=render.load_balancer_name(spec), cluster_name=cluster_name,
-                    namespace=options.namespace, ingress_name=spec.name, opts=pulumi.InvokeOptions(parent=self),
+                    app.ingress_hostname,
+                    load_balancer_name=render.load_balancer_name(spec),
+                    cluster_name=cluster_name,
+                    namespace=options.namespace,
+                    ingress_name=spec.name,
+                    opts=pulumi.InvokeOptions(parent=self),
                 )
-                alarms = Alarms(f"{name}-alarms", AlarmsArgs(
-                    cluster_name=cluster_name, service_name=spec.name, alb_arn_suffix=alb, target_group_arn_suffix=tg,
-                    thresholds=args.alarms,
-                    service_metrics=eks_service_metrics(cluster_name, options.namespace, spec.name, spec.scaling.min),
-                ), opts=child)
+                alarms = Alarms(
+                    f"{name}-alarms",
+                    AlarmsArgs(
+                        cluster_name=cluster_name,
+                        service_name=spec.name,
+                        alb_arn_suffix=alb,
+                        target_group_arn_suffix=tg,
+                        thresholds=args.alarms,
+                        service_metrics=eks_service_metrics(
+                            cluster_name, options.namespace, spec.name, spec.scaling.min
+                        ),
+                    ),
+                    opts=child,
+                )
                 self.alarm_topic_arn = alarms.topic_arn
 
         scheme = "https" if options.certificate_arn else "http"
@@ -145,13 +219,23 @@ class EksTarget(pulumi.ComponentResource):
         self.role_arn = role_arn
         self.log_group_name = cluster_name.apply(application_log_group)
         self.dashboard_url = cluster_name.apply(lambda c: dashboard_url(args.region, c))
-        self.register_outputs({
-            "service_url": self.service_url, "cluster_name": self.cluster_name, "namespace": self.namespace,
-            "log_group_name": self.log_group_name, "dashboard_url": self.dashboard_url,
-        })
+        self.register_outputs(
+            {
+                "service_url": self.service_url,
+                "cluster_name": self.cluster_name,
+                "namespace": self.namespace,
+                "log_group_name": self.log_group_name,
+                "dashboard_url": self.dashboard_url,
+            }
+        )
 
 
-def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, secret_values: Optional[Mapping[str, pulumi.Input[str]]] = None) -> EksTargetArgs:
+def target_args(
+    cfg: StackConfig,
+    spec: ServiceSpec,
+    image: DeployedImage,
+    secret_values: Mapping[str, pulumi.Input[str]] | None = None,
+) -> EksTargetArgs:
     e, n, a = cfg.eks, cfg.network, cfg.alarms
     options = render.options_from_config(cfg)
     cluster_name = e.cluster_name or (f"{cfg.name}-{cfg.stack}" if cfg.stack else cfg.name)
@@ -167,10 +251,17 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, secre
             node_mode=e.node_mode,
             architecture=cfg.service.architecture,
             instance_types=e.instance_types,
-            node_min=e.node_min, node_desired=e.node_desired, node_max=e.node_max,
+            node_min=e.node_min,
+            node_desired=e.node_desired,
+            node_max=e.node_max,
             network=NetworkArgs(
-                vpc_id=n.vpc_id, public_subnet_ids=n.public_subnet_ids, private_subnet_ids=n.private_subnet_ids,
-                cidr=n.vpc_cidr, az_count=n.az_count, nat_gateways=n.nat_gateways, min_azs=2 if cfg.prod else 1,
+                vpc_id=n.vpc_id,
+                public_subnet_ids=n.public_subnet_ids,
+                private_subnet_ids=n.private_subnet_ids,
+                cidr=n.vpc_cidr,
+                az_count=n.az_count,
+                nat_gateways=n.nat_gateways,
+                min_azs=2 if cfg.prod else 1,
             ),
             fargate_namespaces=[e.namespace, render.ESO_NAMESPACE] if e.install_external_secrets else [e.namespace],
             pod_identity_agent=e.identity_mode == "pod-identity",
@@ -182,13 +273,19 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, secre
         kms_key_arns=cfg.secrets.kms_key_arns,
         secret_values=dict(secret_values or {}),
         alarms=AlarmThresholds(
-            error_rate_percent=a.error_rate_percent, p99_latency_ms=a.p99_latency_ms,
-            cpu_percent=a.cpu_percent, memory_percent=a.memory_percent, emails=a.emails, topic_arn=a.topic_arn,
+            error_rate_percent=a.error_rate_percent,
+            p99_latency_ms=a.p99_latency_ms,
+            cpu_percent=a.cpu_percent,
+            memory_percent=a.memory_percent,
+            emails=a.emails,
+            topic_arn=a.topic_arn,
         ),
     )
 
 
-def deploy(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input]:
+def deploy(
+    cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
+) -> dict[str, pulumi.Input]:
     config = pulumi.Config("csm")
     values = {s.name: config.require_secret(s.ref) for s in spec.secrets} if cfg.secrets.source == "pulumi" else {}
     target = EksTarget(cfg.name, target_args(cfg, spec, image, values), opts=opts)

@@ -5,10 +5,11 @@ service's role trusts it by ARN, and the service's SecretStore names that role (
 controller can read the service's secrets and nothing else. With IRSA the controller needs no AWS
 identity at all: each SecretStore authenticates as its namespace's ServiceAccount.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,8 +22,13 @@ CHART_REPO = "https://charts.external-secrets.io"
 CHART_VERSION = "0.18.2"  # serves external-secrets.io/v1 (ExternalSecret, SecretStore)
 
 _CONTAINER_SC = {
-    "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "readOnlyRootFilesystem": True,
-    "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
 }
 _POD_SC = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
@@ -49,22 +55,34 @@ class ExternalSecretsArgs:
 
 class ExternalSecretsOperator(pulumi.ComponentResource):
     release_name: pulumi.Output[str]
-    controller_role_arn: Optional[pulumi.Output[str]]
+    controller_role_arn: pulumi.Output[str] | None
     release: k8s.helm.v3.Release
 
-    def __init__(self, name: str, args: ExternalSecretsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:external_secrets:ExternalSecretsOperator", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         psa = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "audit", "warn")}
-        psa.update({f"pod-security.kubernetes.io/{m}-version": f"v{args.kubernetes_version}" for m in ("enforce", "audit", "warn")})
+        psa.update(
+            {
+                f"pod-security.kubernetes.io/{m}-version": f"v{args.kubernetes_version}"
+                for m in ("enforce", "audit", "warn")
+            }
+        )
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": ESO_NAMESPACE, "labels": psa}, opts=child)
 
         self.controller_role_arn = None
         if args.identity_mode == "pod-identity":
-            role = WorkloadRole(f"{name}-controller", WorkloadRoleArgs(
-                mode="pod-identity", cluster_name=args.cluster_name, namespace=ESO_NAMESPACE, service_account=ESO_SERVICE_ACCOUNT,
-                description="External Secrets Operator controller: no permissions of its own; service roles trust it by ARN",
-            ), opts=child)
+            role = WorkloadRole(
+                f"{name}-controller",
+                WorkloadRoleArgs(
+                    mode="pod-identity",
+                    cluster_name=args.cluster_name,
+                    namespace=ESO_NAMESPACE,
+                    service_account=ESO_SERVICE_ACCOUNT,
+                    description="External Secrets Operator controller: no permissions of its own; service roles trust it by ARN",
+                ),
+                opts=child,
+            )
             self.controller_role_arn = role.role_arn
 
         self.release = k8s.helm.v3.Release(

@@ -1,11 +1,13 @@
 """Task IAM: an execution role (what ECS needs to start the task) and a task role (what the
 service itself may do), separate and least-privilege. The policy documents are built by pure
 functions so the tests can check every statement."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -14,25 +16,34 @@ import pulumi_aws as aws
 def assume_role_policy(account_id: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            # confused-deputy guard: only tasks of this account may assume the role
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                # confused-deputy guard: only tasks of this account may assume the role
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        ],
     }
 
 
 def execution_policy(
-    *, log_group_arn: str, secret_arns: Sequence[str], kms_key_arns: Sequence[str], ecr_repository_arn: Optional[str], region: str,
+    *,
+    log_group_arn: str,
+    secret_arns: Sequence[str],
+    kms_key_arns: Sequence[str],
+    ecr_repository_arn: str | None,
+    region: str,
 ) -> dict[str, Any]:
-    statements: list[dict[str, Any]] = [{
-        "Sid": "OwnLogGroup",
-        "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": f"{log_group_arn.removesuffix(':*')}:log-stream:*",
-    }]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "OwnLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn.removesuffix(':*')}:log-stream:*",
+        }
+    ]
     if ecr_repository_arn:
         statements += [
             # GetAuthorizationToken has no resource-level permissions; the action is the whole grant.
@@ -45,26 +56,35 @@ def execution_policy(
             },
         ]
     if secret_arns:
-        statements.append({
-            "Sid": "NamedSecretsOnly",
-            "Effect": "Allow",
-            "Action": "secretsmanager:GetSecretValue",
-            "Resource": sorted(secret_arns),
-        })
+        statements.append(
+            {
+                "Sid": "NamedSecretsOnly",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": sorted(secret_arns),
+            }
+        )
     if secret_arns and kms_key_arns:
-        statements.append({
-            "Sid": "DecryptSecrets",
-            "Effect": "Allow",
-            "Action": "kms:Decrypt",
-            "Resource": sorted(kms_key_arns),
-            "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
-        })
+        statements.append(
+            {
+                "Sid": "DecryptSecrets",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": sorted(kms_key_arns),
+                "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
 def task_policy(
-    *, keyspaces: bool, keyspace: str, region: str, account_id: str, execute_command: bool,
-) -> Optional[dict[str, Any]]:
+    *,
+    keyspaces: bool,
+    keyspace: str,
+    region: str,
+    account_id: str,
+    execute_command: bool,
+) -> dict[str, Any] | None:
     """None when the service needs no AWS permissions at all."""
     statements: list[dict[str, Any]] = []
     if keyspaces:
@@ -86,13 +106,19 @@ def task_policy(
             },
         ]
     if execute_command:
-        statements.append({
-            "Sid": "EcsExec",
-            "Effect": "Allow",
-            "Action": ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                       "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
-            "Resource": "*",
-        })
+        statements.append(
+            {
+                "Sid": "EcsExec",
+                "Effect": "Allow",
+                "Action": [
+                    "ssmmessages:CreateControlChannel",
+                    "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel",
+                    "ssmmessages:OpenDataChannel",
+                ],
+                "Resource": "*",
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements} if statements else None
 
 
@@ -102,7 +128,7 @@ class TaskRolesArgs:
     region: str
     secret_arns: Sequence[pulumi.Input[str]] = field(default_factory=list)
     kms_key_arns: Sequence[str] = field(default_factory=list)
-    ecr_repository_arn: Optional[pulumi.Input[str]] = None
+    ecr_repository_arn: pulumi.Input[str] | None = None
     keyspaces: bool = False
     keyspace: str = "csm"
     execute_command: bool = False
@@ -112,24 +138,48 @@ class TaskRoles(pulumi.ComponentResource):
     execution_role_arn: pulumi.Output[str]
     task_role_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: TaskRolesArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: TaskRolesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:iam:TaskRoles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         trust = account.apply(lambda a: json.dumps(assume_role_policy(a)))
 
-        execution = aws.iam.Role(f"{name}-execution", assume_role_policy=trust, description="ECS: pull the image, read the named secrets, write the own log group", opts=child)
-        exec_doc = pulumi.Output.all(args.log_group_arn, pulumi.Output.all(*args.secret_arns), args.ecr_repository_arn).apply(
-            lambda a: json.dumps(execution_policy(
-                log_group_arn=a[0], secret_arns=a[1], kms_key_arns=args.kms_key_arns, ecr_repository_arn=a[2], region=args.region,
-            ))
+        execution = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=trust,
+            description="ECS: pull the image, read the named secrets, write the own log group",
+            opts=child,
+        )
+        exec_doc = pulumi.Output.all(
+            args.log_group_arn, pulumi.Output.all(*args.secret_arns), args.ecr_repository_arn
+        ).apply(
+            lambda a: json.dumps(
+                execution_policy(
+                    log_group_arn=a[0],
+                    secret_arns=a[1],
+                    kms_key_arns=args.kms_key_arns,
+                    ecr_repository_arn=a[2],
+                    region=args.region,
+                )
+            )
         )
         aws.iam.RolePolicy(f"{name}-execution", role=execution.id, policy=exec_doc, opts=child)
 
-        task = aws.iam.Role(f"{name}-task", assume_role_policy=trust, description="CSM service: only what the service itself calls", opts=child)
-        task_doc = account.apply(lambda a: task_policy(
-            keyspaces=args.keyspaces, keyspace=args.keyspace, region=args.region, account_id=a, execute_command=args.execute_command,
-        ))
+        task = aws.iam.Role(
+            f"{name}-task",
+            assume_role_policy=trust,
+            description="CSM service: only what the service itself calls",
+            opts=child,
+        )
+        task_doc = account.apply(
+            lambda a: task_policy(
+                keyspaces=args.keyspaces,
+                keyspace=args.keyspace,
+                region=args.region,
+                account_id=a,
+                execute_command=args.execute_command,
+            )
+        )
         if args.keyspaces or args.execute_command:
             aws.iam.RolePolicy(f"{name}-task", role=task.id, policy=task_doc.apply(json.dumps), opts=child)
 

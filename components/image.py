@@ -13,6 +13,7 @@ vulnerability gate, ``python -m security.gate --report <file> --policy <prod|dev
 copy (which depends on it) never happens and ``pulumi up`` fails. Everything downstream
 uses ``ref`` = ``<release repository>@sha256:<digest>``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,9 +23,9 @@ import shlex
 import subprocess  # nosec B404 # only git, with fixed argv lists and no shell
 import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -73,14 +74,18 @@ def read_build_secrets(files: dict[str, str]) -> dict[str, pulumi.Output[str]]:
         try:
             out[sid] = pulumi.Output.secret(Path(path).read_text())
         except OSError as exc:
-            raise pulumi.RunError(f"csm:imageBuildSecretFiles: cannot read {path} for build secret {sid!r}: {exc.strerror}") from None
+            raise pulumi.RunError(
+                f"csm:imageBuildSecretFiles: cannot read {path} for build secret {sid!r}: {exc.strerror}"
+            ) from None
     return out
 
 
-def commit_time(root: Path = ROOT) -> Optional[int]:
+def commit_time(root: Path = ROOT) -> int | None:
     """Unix time of HEAD's commit (SOURCE_DATE_EPOCH for reproducible builds); None without git."""
     try:
-        out = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=root, check=True, capture_output=True, text=True).stdout  # nosec B603 B607 # fixed git argv, no shell
+        out = subprocess.run(  # nosec B603 B607 # fixed git argv, no shell
+            ["git", "log", "-1", "--format=%ct"], cwd=root, check=True, capture_output=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     return int(out.strip()) if out.strip().isdigit() else None
@@ -91,34 +96,55 @@ def lifecycle_policy(unpulled_expiry_days: int, untagged_expiry_days: int) -> st
     for ``unpulled_expiry_days`` (``sinceImagePulled``). Never by count: "keep the newest N" deletes what a running task
     definition or a rollback target still names. Fargate and Kubernetes nodes pull on every task/pod start, and ECR records the
     pull time at least daily (https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html)."""
-    return json.dumps({
-        "rules": [
-            {
-                "rulePriority": 1,
-                "description": f"expire untagged images after {untagged_expiry_days} days",
-                "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": untagged_expiry_days},
-                "action": {"type": "expire"},
-            },
-            {
-                "rulePriority": 2,
-                "description": f"expire tagged images nothing pulled for {unpulled_expiry_days} days",
-                "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "sinceImagePulled", "countUnit": "days",
-                              "countNumber": unpulled_expiry_days},
-                "action": {"type": "expire"},
-            },
-        ]
-    })
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"expire untagged images after {untagged_expiry_days} days",
+                    "selection": {
+                        "tagStatus": "untagged",
+                        "countType": "sinceImagePushed",
+                        "countUnit": "days",
+                        "countNumber": untagged_expiry_days,
+                    },
+                    "action": {"type": "expire"},
+                },
+                {
+                    "rulePriority": 2,
+                    "description": f"expire tagged images nothing pulled for {unpulled_expiry_days} days",
+                    "selection": {
+                        "tagStatus": "tagged",
+                        "tagPatternList": ["*"],
+                        "countType": "sinceImagePulled",
+                        "countUnit": "days",
+                        "countNumber": unpulled_expiry_days,
+                    },
+                    "action": {"type": "expire"},
+                },
+            ]
+        }
+    )
 
 
 def staging_lifecycle_policy() -> str:
-    return json.dumps({
-        "rules": [{
-            "rulePriority": 1,
-            "description": "staged builds and cache are disposable",
-            "selection": {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14},
-            "action": {"type": "expire"},
-        }]
-    })
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": "staged builds and cache are disposable",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "sinceImagePushed",
+                        "countUnit": "days",
+                        "countNumber": 14,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+    )
 
 
 def scan_script(platforms: Sequence[str], policy: str, python: str, allowlist: str, report_dir: str) -> str:
@@ -129,7 +155,7 @@ def scan_script(platforms: Sequence[str], policy: str, python: str, allowlist: s
         report = f"{report_dir}/trivy-{arch}.json"
         lines.append(
             f"trivy image --quiet --scanners vuln --platform {shlex.quote(platform)} --format json "
-            f"--output {shlex.quote(report)} \"$IMAGE\""
+            f'--output {shlex.quote(report)} "$IMAGE"'
         )
         lines.append(
             f"{shlex.quote(python)} -m security.gate --report {shlex.quote(report)} --policy {shlex.quote(policy)} "
@@ -149,7 +175,7 @@ class ImageArgs:
     target: str = "production"  # app/Dockerfile's final stage (debug is the other)
     scan: bool = True
     scan_policy: str = "prod"
-    kms_key_arn: Optional[pulumi.Input[str]] = None
+    kms_key_arn: pulumi.Input[str] | None = None
     unpulled_expiry_days: int = 90
     untagged_expiry_days: int = 7
     deletion_protection: bool = False
@@ -158,29 +184,29 @@ class ImageArgs:
     report_dir: str = "build/scan"
     project_root: str = str(ROOT)
     build_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
-    source_date_epoch: Optional[int] = None  # the commit's time: reproducible timestamps (SOURCE_DATE_EPOCH)
+    source_date_epoch: int | None = None  # the commit's time: reproducible timestamps (SOURCE_DATE_EPOCH)
     # Deploy this image (repository@sha256:...) instead of building: the repositories are still declared, so switching a
     # stack that already built to csm:imageRef neither deletes the protected release repository nor the staging one.
-    deploy_ref: Optional[str] = None
+    deploy_ref: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     build_network: str = "default"
     build_exec: bool = False  # the local docker CLI and its default builder, not docker-build's embedded client
     # An existing registry (host[:port][/path]) instead of ECR; nothing is created there.
-    registry: Optional[str] = None
-    registry_username: Optional[pulumi.Input[str]] = None
-    registry_password: Optional[pulumi.Input[str]] = None
+    registry: str | None = None
+    registry_username: pulumi.Input[str] | None = None
+    registry_password: pulumi.Input[str] | None = None
 
 
 class Image(pulumi.ComponentResource):
     repository_url: pulumi.Output[str]
-    repository_arn: Optional[pulumi.Output[str]] = None  # ECR only
+    repository_arn: pulumi.Output[str] | None = None  # ECR only
     staging_repository_url: pulumi.Output[str]
     tag: str
     digest: pulumi.Output[str]
     ref: pulumi.Output[str]
     release_tag: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:image:Image", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.tag = f"{args.version}-{args.commit}"
@@ -199,7 +225,12 @@ class Image(pulumi.ComponentResource):
             force_delete=not args.deletion_protection,
             opts=keep,
         )
-        aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, policy=lifecycle_policy(args.unpulled_expiry_days, args.untagged_expiry_days), opts=child)
+        aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle",
+            repository=repo.name,
+            policy=lifecycle_policy(args.unpulled_expiry_days, args.untagged_expiry_days),
+            opts=child,
+        )
 
         staging = aws.ecr.Repository(
             f"{name}-staging",
@@ -214,7 +245,9 @@ class Image(pulumi.ComponentResource):
             force_delete=True,
             opts=child,
         )
-        aws.ecr.LifecyclePolicy(f"{name}-staging-lifecycle", repository=staging.name, policy=staging_lifecycle_policy(), opts=child)
+        aws.ecr.LifecyclePolicy(
+            f"{name}-staging-lifecycle", repository=staging.name, policy=staging_lifecycle_policy(), opts=child
+        )
 
         self.repository_url = repo.repository_url
         self.repository_arn = repo.arn
@@ -226,7 +259,9 @@ class Image(pulumi.ComponentResource):
             self._register()
             return
 
-        token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         registry = docker_build.RegistryArgs(
             address=repo.repository_url.apply(lambda url: url.split("/", 1)[0]),
             username=token.user_name,
@@ -241,14 +276,26 @@ class Image(pulumi.ComponentResource):
             platforms=list(args.platforms),
             # Pushed to staging by digest only, with timestamps rewritten to SOURCE_DATE_EPOCH: a rebuild of the same
             # <version>-<sha> never meets ImageTagAlreadyExists in the immutable staging repository.
-            exports=[docker_build.ExportArgs(raw=staging.repository_url.apply(
-                lambda url: f"type=image,name={url},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"))],
+            exports=[
+                docker_build.ExportArgs(
+                    raw=staging.repository_url.apply(
+                        lambda url: (
+                            f"type=image,name={url},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"
+                        )
+                    )
+                )
+            ],
             push=False,
             build_on_preview=False,
             registries=[registry],
             cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache_ref))],
-            cache_to=[docker_build.CacheToArgs(registry=docker_build.CacheToRegistryArgs(
-                ref=cache_ref, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True))],
+            cache_to=[
+                docker_build.CacheToArgs(
+                    registry=docker_build.CacheToRegistryArgs(
+                        ref=cache_ref, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True
+                    )
+                )
+            ],
             opts=child,
             **_build_settings(args),
         )
@@ -273,26 +320,32 @@ class Image(pulumi.ComponentResource):
         self._register()
 
     def _register(self) -> None:
-        self.register_outputs({
-            "repository_url": self.repository_url,
-            "repository_arn": self.repository_arn,
-            "staging_repository_url": self.staging_repository_url,
-            "digest": self.digest,
-            "ref": self.ref,
-        })
+        self.register_outputs(
+            {
+                "repository_url": self.repository_url,
+                "repository_arn": self.repository_arn,
+                "staging_repository_url": self.staging_repository_url,
+                "digest": self.digest,
+                "ref": self.ref,
+            }
+        )
 
-    def _scan(self, name: str, args: ImageArgs, staged_ref: pulumi.Output[str], digest: pulumi.Output[str]) -> list[pulumi.Resource]:
+    def _scan(
+        self, name: str, args: ImageArgs, staged_ref: pulumi.Output[str], digest: pulumi.Output[str]
+    ) -> list[pulumi.Resource]:
         if not args.scan:
             return []
-        return [command.local.Command(
-            f"{name}-scan",
-            create=scan_script(args.platforms, args.scan_policy, args.python, args.allowlist, args.report_dir),
-            interpreter=["/bin/sh", "-c"],
-            dir=args.project_root,
-            environment={"IMAGE": staged_ref},
-            triggers=[digest],
-            opts=pulumi.ResourceOptions(parent=self),
-        )]
+        return [
+            command.local.Command(
+                f"{name}-scan",
+                create=scan_script(args.platforms, args.scan_policy, args.python, args.allowlist, args.report_dir),
+                interpreter=["/bin/sh", "-c"],
+                dir=args.project_root,
+                environment={"IMAGE": staged_ref},
+                triggers=[digest],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        ]
 
     def _registry_pipeline(self, name: str, args: ImageArgs) -> None:
         """Build, (scan,) push to an existing registry. Scanned: staged as <repo>-staging:<tag> and
@@ -309,8 +362,15 @@ class Image(pulumi.ComponentResource):
             self.register_outputs({"repository_url": self.repository_url, "digest": self.digest, "ref": self.ref})
             return
         address = (args.registry or "").split("/", 1)[0]
-        logins = [docker_build.RegistryArgs(address=address, username=args.registry_username, password=args.registry_password)] \
-            if args.registry_username is not None else []
+        logins = (
+            [
+                docker_build.RegistryArgs(
+                    address=address, username=args.registry_username, password=args.registry_password
+                )
+            ]
+            if args.registry_username is not None
+            else []
+        )
         staging_url = pulumi.Output.concat(repo_url, "-staging") if args.scan else repo_url
         build = docker_build.Image(
             f"{name}-build",
@@ -327,13 +387,18 @@ class Image(pulumi.ComponentResource):
         staged_ref = pulumi.Output.all(staging_url, build.digest).apply(lambda a: f"{a[0]}@{a[1]}")
         if args.scan:
             release = docker_build.Index(
-                f"{name}-release", sources=[staged_ref], tag=pulumi.Output.concat(repo_url, ":", self.tag), push=True,
+                f"{name}-release",
+                sources=[staged_ref],
+                tag=pulumi.Output.concat(repo_url, ":", self.tag),
+                push=True,
                 registry=logins[0] if logins else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=self._scan(name, args, staged_ref, build.digest)),
             )
             self.digest = release.ref.apply(lambda ref: ref.split("@", 1)[1])
         else:
-            pulumi.log.warn(f"{name}: csm:imageScan is false: {self.tag} is pushed without a vulnerability scan", resource=self)
+            pulumi.log.warn(
+                f"{name}: csm:imageScan is false: {self.tag} is pushed without a vulnerability scan", resource=self
+            )
             self.digest = build.digest
         self.staging_repository_url = staging_url
         self.ref = pulumi.Output.all(repo_url, self.digest).apply(lambda a: f"{a[0]}@{a[1]}")
@@ -344,8 +409,12 @@ def _build_settings(args: ImageArgs) -> dict:
     """The docker-build Image arguments both pipelines share."""
     settings: dict = {
         "target": args.target,
-        "build_args": {**args.build_args, "VERSION": args.version, "COMMIT": args.commit,
-                       **({"SOURCE_DATE_EPOCH": str(args.source_date_epoch)} if args.source_date_epoch is not None else {})},
+        "build_args": {
+            **args.build_args,
+            "VERSION": args.version,
+            "COMMIT": args.commit,
+            **({"SOURCE_DATE_EPOCH": str(args.source_date_epoch)} if args.source_date_epoch is not None else {}),
+        },
         "secrets": args.build_secrets or None,
     }
     if args.build_network == "host":

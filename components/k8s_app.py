@@ -6,11 +6,13 @@ Values known only at deploy time (the IAM role ARN, Pulumi secret values) are pu
 rendered structure as Outputs at the leaves where they belong; everything else stays plain, so a
 preview shows real diffs.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -35,9 +37,11 @@ def substitute(value: Any, sentinel: str, replacement: Any) -> Any:
 class KubernetesAppArgs:
     spec: ServiceSpec
     options: render.KubernetesOptions
-    image_ref: Optional[pulumi.Input[str]] = None  # the deployed image (by digest); None = spec.image
-    role_arn: Optional[pulumi.Input[str]] = None
-    secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # kubernetes-secret mode: SecretRef.name -> value
+    image_ref: pulumi.Input[str] | None = None  # the deployed image (by digest); None = spec.image
+    role_arn: pulumi.Input[str] | None = None
+    secret_values: Mapping[str, pulumi.Input[str]] = field(
+        default_factory=dict
+    )  # kubernetes-secret mode: SecretRef.name -> value
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)  # workers, the ESO release
 
 
@@ -46,37 +50,50 @@ Factory = Callable[[str, dict, pulumi.ResourceOptions], pulumi.CustomResource]
 FACTORIES: dict[str, Factory] = {
     "Namespace": lambda n, o, opts: k8s.core.v1.Namespace(n, metadata=o["metadata"], opts=opts),
     "ServiceAccount": lambda n, o, opts: k8s.core.v1.ServiceAccount(
-        n, metadata=o["metadata"], automount_service_account_token=o["automountServiceAccountToken"], opts=opts),
+        n, metadata=o["metadata"], automount_service_account_token=o["automountServiceAccountToken"], opts=opts
+    ),
     "ConfigMap": lambda n, o, opts: k8s.core.v1.ConfigMap(n, metadata=o["metadata"], data=o["data"], opts=opts),
-    "Secret": lambda n, o, opts: k8s.core.v1.Secret(n, metadata=o["metadata"], type=o["type"], string_data=o["stringData"], opts=opts),
+    "Secret": lambda n, o, opts: k8s.core.v1.Secret(
+        n, metadata=o["metadata"], type=o["type"], string_data=o["stringData"], opts=opts
+    ),
     "Deployment": lambda n, o, opts: k8s.apps.v1.Deployment(n, metadata=o["metadata"], spec=o["spec"], opts=opts),
     "Service": lambda n, o, opts: k8s.core.v1.Service(n, metadata=o["metadata"], spec=o["spec"], opts=opts),
     "Ingress": lambda n, o, opts: k8s.networking.v1.Ingress(n, metadata=o["metadata"], spec=o["spec"], opts=opts),
-    "HorizontalPodAutoscaler": lambda n, o, opts: k8s.autoscaling.v2.HorizontalPodAutoscaler(n, metadata=o["metadata"], spec=o["spec"], opts=opts),
-    "PodDisruptionBudget": lambda n, o, opts: k8s.policy.v1.PodDisruptionBudget(n, metadata=o["metadata"], spec=o["spec"], opts=opts),
-    "NetworkPolicy": lambda n, o, opts: k8s.networking.v1.NetworkPolicy(n, metadata=o["metadata"], spec=o["spec"], opts=opts),
+    "HorizontalPodAutoscaler": lambda n, o, opts: k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        n, metadata=o["metadata"], spec=o["spec"], opts=opts
+    ),
+    "PodDisruptionBudget": lambda n, o, opts: k8s.policy.v1.PodDisruptionBudget(
+        n, metadata=o["metadata"], spec=o["spec"], opts=opts
+    ),
+    "NetworkPolicy": lambda n, o, opts: k8s.networking.v1.NetworkPolicy(
+        n, metadata=o["metadata"], spec=o["spec"], opts=opts
+    ),
 }
 
 
 def _custom(n: str, o: dict, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
-    return k8s.apiextensions.CustomResource(n, api_version=o["apiVersion"], kind=o["kind"], metadata=o["metadata"], spec=o["spec"], opts=opts)
+    return k8s.apiextensions.CustomResource(
+        n, api_version=o["apiVersion"], kind=o["kind"], metadata=o["metadata"], spec=o["spec"], opts=opts
+    )
 
 
 class KubernetesApp(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
-    ingress_hostname: Optional[pulumi.Output[Optional[str]]]
+    ingress_hostname: pulumi.Output[str | None] | None
     resources: dict[str, pulumi.CustomResource]  # "Kind/name" -> resource
 
-    def __init__(self, name: str, args: KubernetesAppArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: KubernetesAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:k8s_app:KubernetesApp", name, None, opts)
         spec = args.spec.with_image(IMAGE_SENTINEL) if args.image_ref is not None else args.spec
-        options = dataclasses.replace(args.options, role_arn=ROLE_SENTINEL) if args.role_arn is not None else args.options
+        options = (
+            dataclasses.replace(args.options, role_arn=ROLE_SENTINEL) if args.role_arn is not None else args.options
+        )
         objects = render.render_objects(spec, options)
         secrets_by_object = {render.secret_object_name(spec, s.name): s for s in spec.secrets}
 
         self.resources = {}
-        namespace_res: Optional[pulumi.Resource] = None
+        namespace_res: pulumi.Resource | None = None
         inputs_ready: list[pulumi.Resource] = []  # what the Deployment reads: ServiceAccount, ConfigMap, secrets
         for obj in objects:
             key = render.object_key(obj)
@@ -97,11 +114,15 @@ class KubernetesApp(pulumi.ComponentResource):
                 depends += inputs_ready
             opts_ = pulumi.ResourceOptions(parent=self, depends_on=depends)
             if kind == "Secret":
-                opts_ = pulumi.ResourceOptions.merge(opts_, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"]))
+                opts_ = pulumi.ResourceOptions.merge(
+                    opts_, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"])
+                )
             if kind == "Deployment":
                 # `pulumi up` fails soon after the rollout stalls (the old pods keep serving), not after the provider's 10 min.
                 wait = f"{options.progress_deadline + 60}s"
-                opts_ = pulumi.ResourceOptions.merge(opts_, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait)))
+                opts_ = pulumi.ResourceOptions.merge(
+                    opts_, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait))
+                )
             factory = FACTORIES.get(kind, _custom)
             res = factory(f"{name}-{kind.lower()}-{obj['metadata']['name']}", obj, opts_)
             self.resources[key] = res
@@ -116,5 +137,8 @@ class KubernetesApp(pulumi.ComponentResource):
         self.ingress_hostname = None
         if isinstance(ingress, k8s.networking.v1.Ingress):
             self.ingress_hostname = ingress.status.apply(
-                lambda s: (s.load_balancer.ingress[0].hostname if s and s.load_balancer and s.load_balancer.ingress else None))
+                lambda s: (
+                    s.load_balancer.ingress[0].hostname if s and s.load_balancer and s.load_balancer.ingress else None
+                )
+            )
         self.register_outputs({"namespace": self.namespace, "service_name": self.service_name})

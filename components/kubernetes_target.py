@@ -6,11 +6,12 @@ extras around it. What a cluster may lack (metrics-server for the HPA, a CNI tha
 NetworkPolicies, an Ingress controller, the External Secrets Operator) is a documented
 prerequisite (docs/kubernetes.md), not installed here.
 """
+
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 import pulumi
@@ -30,13 +31,14 @@ class KubernetesTargetArgs:
     options: render.KubernetesOptions
     image_ref: pulumi.Input[str]
     kubeconfig: pulumi.Input[str]
-    context: Optional[str]
-    node_address: Optional[str]
+    context: str | None
+    node_address: str | None
     secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # kubernetes-secret mode
 
 
-def service_url(options: render.KubernetesOptions, spec: ServiceSpec, node_address: Optional[str],
-                service: k8s.core.v1.Service) -> pulumi.Output[str]:
+def service_url(
+    options: render.KubernetesOptions, spec: ServiceSpec, node_address: str | None, service: k8s.core.v1.Service
+) -> pulumi.Output[str]:
     """Where users reach the service: the Ingress host, a node port, a load balancer, or (with
     none of them) its in-cluster name."""
     if options.ingress and options.domain_name:
@@ -45,15 +47,19 @@ def service_url(options: render.KubernetesOptions, spec: ServiceSpec, node_addre
     if options.service_type == "NodePort" and node_address:
         return service.spec.apply(lambda s: f"http://{node_address}:{s.ports[0].node_port}")
     if options.service_type == "LoadBalancer":
-        def address(status: Optional[k8s.core.v1.outputs.ServiceStatus]) -> str:
-            ingress = status.load_balancer.ingress if status and status.load_balancer and status.load_balancer.ingress else []
+
+        def address(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
+            ingress = (
+                status.load_balancer.ingress if status and status.load_balancer and status.load_balancer.ingress else []
+            )
             host = (ingress[0].hostname or ingress[0].ip) if ingress else None
             return f"http://{host}" if host else ""
+
         return service.status.apply(address)
     return pulumi.Output.from_input(f"http://{spec.name}.{options.namespace}.svc.cluster.local")
 
 
-def cluster_server(kubeconfig: str, context: Optional[str]) -> str:
+def cluster_server(kubeconfig: str, context: str | None) -> str:
     """The API server URL the kubeconfig's (or the named) context points at."""
     doc = yaml.safe_load(kubeconfig) or {}
     name = context or doc.get("current-context")
@@ -66,7 +72,7 @@ def cluster_server(kubeconfig: str, context: Optional[str]) -> str:
     return str(cluster["server"])
 
 
-def reachable(kubeconfig: str, context: Optional[str], timeout: float = 10.0) -> str:
+def reachable(kubeconfig: str, context: str | None, timeout: float = 10.0) -> str:
     """``kubeconfig`` when its API server accepts a connection; otherwise a RunError naming the
     address. pulumi-kubernetes previews against an unreachable cluster with a warning only, which
     would show a plan that cannot be applied."""
@@ -76,8 +82,10 @@ def reachable(kubeconfig: str, context: Optional[str], timeout: float = 10.0) ->
     try:
         socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
     except OSError as exc:
-        raise pulumi.RunError(f"the cluster at {server} (csm:kubernetesKubeconfig, context {context or 'current'}) "
-                              f"cannot be reached: {exc}") from None
+        raise pulumi.RunError(
+            f"the cluster at {server} (csm:kubernetesKubeconfig, context {context or 'current'}) "
+            f"cannot be reached: {exc}"
+        ) from None
     return kubeconfig
 
 
@@ -85,7 +93,7 @@ class KubernetesTarget(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     namespace: pulumi.Output[str]
 
-    def __init__(self, name: str, args: KubernetesTargetArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: KubernetesTargetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:kubernetes:Target", name, None, opts)
         provider = k8s.Provider(
             f"{name}-cluster",
@@ -95,9 +103,16 @@ class KubernetesTarget(pulumi.ComponentResource):
             delete_unreachable=False,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["kubeconfig"]),
         )
-        app = KubernetesApp(f"{name}-k8s", KubernetesAppArgs(
-            spec=args.spec, options=args.options, image_ref=args.image_ref, secret_values=args.secret_values,
-        ), opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider}))
+        app = KubernetesApp(
+            f"{name}-k8s",
+            KubernetesAppArgs(
+                spec=args.spec,
+                options=args.options,
+                image_ref=args.image_ref,
+                secret_values=args.secret_values,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider}),
+        )
         service = app.resources[f"Service/{args.spec.name}"]
         assert isinstance(service, k8s.core.v1.Service)  # nosec B101 # the renderer always emits it
         self.service_url = service_url(args.options, args.spec, args.node_address, service)
@@ -105,17 +120,23 @@ class KubernetesTarget(pulumi.ComponentResource):
         self.register_outputs({"service_url": self.service_url, "namespace": self.namespace})
 
 
-def deploy(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input]:
+def deploy(
+    cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
+) -> dict[str, pulumi.Input]:
     config = pulumi.Config(NAMESPACE)
     values = {s.name: config.require_secret(s.ref) for s in spec.secrets} if cfg.secrets.source == "pulumi" else {}
     k = cfg.kubernetes
-    target = KubernetesTarget(cfg.name, KubernetesTargetArgs(
-        spec=spec,
-        options=render.kubernetes_options(cfg),
-        image_ref=image.ref,
-        kubeconfig=config.require_secret("kubernetesKubeconfig"),
-        context=k.context,
-        node_address=k.node_address,
-        secret_values=values,
-    ), opts=opts)
+    target = KubernetesTarget(
+        cfg.name,
+        KubernetesTargetArgs(
+            spec=spec,
+            options=render.kubernetes_options(cfg),
+            image_ref=image.ref,
+            kubeconfig=config.require_secret("kubernetesKubeconfig"),
+            context=k.context,
+            node_address=k.node_address,
+            secret_values=values,
+        ),
+        opts=opts,
+    )
     return {"serviceUrl": target.service_url, "namespace": target.namespace}

@@ -5,6 +5,7 @@ defaults), through every renderer registered in components/render/. Offline: ima
 are not built yet show as <repository>@sha256:000..., secrets given by name as ARNs in
 account 000000000000; the deployed artifacts carry the real digest and ARNs.
 """
+
 from __future__ import annotations
 
 import shutil

@@ -5,12 +5,13 @@ Kubernetes objects, Swarm stack file) and the components read only this, never t
 Security settings are constants here, not config: every target runs the image as uid 65532
 with a read-only root filesystem, a writable tmpfs at /tmp and every capability dropped.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 from components.config import StackConfig
 
@@ -27,8 +28,8 @@ class SecretRef:
     name: str  # logical, DNS-label safe: "cassandra-password"
     source: Literal["aws", "pulumi"]
     ref: str  # Secrets Manager name or ARN (aws), Pulumi config key (pulumi)
-    env: Optional[str] = None
-    path: Optional[str] = None
+    env: str | None = None
+    path: str | None = None
 
     @property
     def is_arn(self) -> bool:
@@ -97,7 +98,7 @@ class ServiceSpec:
     name: str
     stack: str
     environment: str
-    region: Optional[str]
+    region: str | None
     image: str  # always by digest: repository@sha256:...
     port: int
     architecture: Literal["arm64", "x86_64"]
@@ -111,7 +112,7 @@ class ServiceSpec:
     log_retention_days: int
     security: Security = field(default_factory=Security)
     # ECS, an image outside ECR: the Secrets Manager secret (name or ARN) with the private registry's credentials.
-    registry_credentials: Optional[str] = None
+    registry_credentials: str | None = None
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -121,7 +122,7 @@ class ServiceSpec:
     def labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/instance": f"{self.name}-{self.stack}"}
 
-    def with_image(self, image: str) -> "ServiceSpec":
+    def with_image(self, image: str) -> ServiceSpec:
         if "@sha256:" not in image:
             raise ValueError(f"image must be referenced by digest (repository@sha256:...), got {image!r}")
         return dataclasses.replace(self, image=image)
@@ -146,7 +147,7 @@ def placeholder_image(cfg: StackConfig) -> str:
     return cfg.image.ref or f"{cfg.image_repository}@{PLACEHOLDER_DIGEST}"
 
 
-def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
+def build_spec(cfg: StackConfig, image: str | None = None) -> ServiceSpec:
     image = image or placeholder_image(cfg)
     cas = cfg.cassandra
     if cas.mode == "keyspaces":
@@ -179,7 +180,9 @@ def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
         env["CSM_CASSANDRA_AWS_REGION"] = cfg.aws_region or ""
     env.update(cfg.service.env_map)
     secrets = tuple(
-        SecretRef(name=_secret_name(e.env or e.path or ""), source=cfg.secrets.source, ref=e.ref, env=e.env, path=e.path)
+        SecretRef(
+            name=_secret_name(e.env or e.path or ""), source=cfg.secrets.source, ref=e.ref, env=e.env, path=e.path
+        )
         for e in cfg.secrets.entries
     )
     h, s = cfg.health, cfg.scaling
@@ -193,11 +196,19 @@ def build_spec(cfg: StackConfig, image: Optional[str] = None) -> ServiceSpec:
         architecture=cfg.service.architecture,
         env=tuple(sorted(env.items())),
         secrets=secrets,
-        health=HealthCheck(tuple(h.command), h.ready_path, h.live_path, h.interval, h.timeout, h.retries, h.start_period),
+        health=HealthCheck(
+            tuple(h.command), h.ready_path, h.live_path, h.interval, h.timeout, h.retries, h.start_period
+        ),
         resources=Resources(cfg.service.cpu, cfg.service.memory),
         scaling=Scaling(
-            cfg.service.desired_count, s.min_count, s.max_count, s.cpu_target, s.memory_target,
-            s.requests_per_target, s.scale_in_cooldown, s.scale_out_cooldown,
+            cfg.service.desired_count,
+            s.min_count,
+            s.max_count,
+            s.cpu_target,
+            s.memory_target,
+            s.requests_per_target,
+            s.scale_in_cooldown,
+            s.scale_out_cooldown,
         ),
         datastore=datastore,
         drain_seconds=cfg.service.drain_seconds,

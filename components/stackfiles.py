@@ -5,6 +5,7 @@ stack does not set (the CLI's project-config merge). Encrypted values (``secure:
 decrypted here and become the placeholder ``SECRET_PLACEHOLDER``. Used by ``make render``,
 ``python -m components.config check <stack>`` and the unit tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def project_file(root: Path = ROOT) -> dict[str, Any]:
 
 
 def stack_names(root: Path = ROOT) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
 def _plain(value: Any) -> Any:

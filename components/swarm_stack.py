@@ -14,12 +14,14 @@
   (``triggers``), and deploy/swarm/stack-rm on destroy.
 - With awslogs on, the CloudWatch log group the driver writes to, with its retention.
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 import pulumi
@@ -48,13 +50,13 @@ class SwarmStackArgs:
     image_ref: pulumi.Input[str]
     host: str  # ssh://user@host, tcp://host:port (TLS) or unix:///path
     secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # secret key -> value
-    tls_ca_cert: Optional[pulumi.Input[str]] = None
-    tls_cert: Optional[pulumi.Input[str]] = None
-    tls_key: Optional[pulumi.Input[str]] = None
-    registry: Optional[RegistryAuth] = None
-    secret_name_key: Optional[pulumi.Input[str]] = None  # HMAC key of the secret names (a Pulumi secret)
+    tls_ca_cert: pulumi.Input[str] | None = None
+    tls_cert: pulumi.Input[str] | None = None
+    tls_key: pulumi.Input[str] | None = None
+    registry: RegistryAuth | None = None
+    secret_name_key: pulumi.Input[str] | None = None  # HMAC key of the secret names (a Pulumi secret)
     deploy_timeout: int = 900
-    log_retention_days: Optional[int] = None  # awslogs: the log group's retention (default: the spec's)
+    log_retention_days: int | None = None  # awslogs: the log group's retention (default: the spec's)
     deletion_protection: bool = False
 
 
@@ -76,7 +78,7 @@ class SwarmStack(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: SwarmStackArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: SwarmStackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:swarm:SwarmStack", name, None, opts)
         cfg, spec = args.settings, args.spec
         stack = cfg.swarm.stack_name
@@ -100,16 +102,25 @@ class SwarmStack(pulumi.ComponentResource):
         secrets: list[pulumi.Resource] = []
         for key in keys:
             value = pulumi.Output.secret(args.secret_values[key])
-            name_key = pulumi.Output.secret(args.secret_name_key) if args.secret_name_key is not None else pulumi.Output.from_input("")
-            versioned = pulumi.Output.unsecret(pulumi.Output.all(value, name_key).apply(
-                lambda a, k=key: render.versioned_secret_name(stack, k, a[0], a[1] or None)))
+            name_key = (
+                pulumi.Output.secret(args.secret_name_key)
+                if args.secret_name_key is not None
+                else pulumi.Output.from_input("")
+            )
+            versioned = pulumi.Output.unsecret(
+                pulumi.Output.all(value, name_key).apply(
+                    lambda a, k=key: render.versioned_secret_name(stack, k, a[0], a[1] or None)
+                )
+            )
             secret = docker.Secret(
                 f"{name}-secret-{key}",
                 name=versioned,
                 data=value.apply(lambda v: base64.b64encode(v.encode()).decode()),
                 # Not com.docker.stack.namespace: `docker stack rm` would delete the secrets with the stack.
-                labels=[docker.SecretLabelArgs(label="csm.stack", value=stack),
-                        docker.SecretLabelArgs(label="csm.secret", value=key)],
+                labels=[
+                    docker.SecretLabelArgs(label="csm.stack", value=stack),
+                    docker.SecretLabelArgs(label="csm.secret", value=key),
+                ],
                 opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )
             secrets.append(secret)
@@ -119,7 +130,8 @@ class SwarmStack(pulumi.ComponentResource):
         self.log_group_name = pulumi.Output.from_input("")
         if cfg.swarm.aws_logs:
             log_group = aws.cloudwatch.LogGroup(
-                f"{name}-logs", name=render.log_group_name(spec),
+                f"{name}-logs",
+                name=render.log_group_name(spec),
                 retention_in_days=args.log_retention_days or spec.log_retention_days,
                 opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
             )
@@ -136,11 +148,17 @@ class SwarmStack(pulumi.ComponentResource):
             "CSM_SWARM_DEPLOY_TIMEOUT": str(args.deploy_timeout),
         }
         if args.host.startswith("tcp://"):
-            environment.update(CSM_SWARM_TLS_CA=_secret(args.tls_ca_cert), CSM_SWARM_TLS_CERT=_secret(args.tls_cert),
-                               CSM_SWARM_TLS_KEY=_secret(args.tls_key))
+            environment.update(
+                CSM_SWARM_TLS_CA=_secret(args.tls_ca_cert),
+                CSM_SWARM_TLS_CERT=_secret(args.tls_cert),
+                CSM_SWARM_TLS_KEY=_secret(args.tls_key),
+            )
         if args.registry is not None:
-            environment.update(CSM_REGISTRY_SERVER=args.registry.server, CSM_REGISTRY_USER=args.registry.username,
-                               CSM_REGISTRY_PASSWORD=_secret(args.registry.password))
+            environment.update(
+                CSM_REGISTRY_SERVER=args.registry.server,
+                CSM_REGISTRY_USER=args.registry.username,
+                CSM_REGISTRY_PASSWORD=_secret(args.registry.password),
+            )
         deploy_cmd = f"{DEPLOY_SCRIPT} {stack}"
         self.deploy = command.local.Command(
             f"{name}-deploy",
@@ -160,11 +178,16 @@ class SwarmStack(pulumi.ComponentResource):
         url = f"{scheme}://{endpoint_host(args.host)}:{cfg.swarm.published_port}"
         # Known once the deploy converged: a failed or rolled-back rollout fails the command.
         self.service_url = self.deploy.stdout.apply(lambda _: url)
-        self.register_outputs({
-            "stack_name": self.stack_name, "stack_file": self.stack_file, "secret_names": self.secret_names,
-            "service_url": self.service_url, "log_group_name": self.log_group_name,
-        })
+        self.register_outputs(
+            {
+                "stack_name": self.stack_name,
+                "stack_file": self.stack_file,
+                "secret_names": self.secret_names,
+                "service_url": self.service_url,
+                "log_group_name": self.log_group_name,
+            }
+        )
 
 
-def _secret(value: Optional[pulumi.Input[str]]) -> Optional[pulumi.Output[str]]:
+def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
     return None if value is None else pulumi.Output.secret(value)

@@ -6,6 +6,7 @@ set --secret <key> ...``). Images in ECR are pulled by the Swarm nodes with the 
 an ECR authorization token, sent along by ``docker stack deploy --with-registry-auth``; it expires after 12 hours,
 so a manager refreshes it with the ECR credential helper (deploy/swarm/registry-auth-refresh, docs/swarm-ecr.md).
 """
+
 from __future__ import annotations
 
 import pulumi
@@ -21,7 +22,9 @@ from components.targets import DeployedImage
 def secret_value(secret: SecretRef, opts: pulumi.InvokeOutputOptions) -> pulumi.Output[str]:
     if secret.source == "pulumi":
         return pulumi.Config(NAMESPACE).require_secret(secret.ref)
-    return pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(secret_id=secret.ref, opts=opts).secret_string)
+    return pulumi.Output.secret(
+        aws.secretsmanager.get_secret_version_output(secret_id=secret.ref, opts=opts).secret_string
+    )
 
 
 def registry_auth(image: DeployedImage, opts: pulumi.InvokeOutputOptions) -> RegistryAuth | None:
@@ -29,10 +32,14 @@ def registry_auth(image: DeployedImage, opts: pulumi.InvokeOutputOptions) -> Reg
         return None
     account = pulumi.Output.from_input(image.ecr_repository_arn).apply(lambda arn: arn.split(":")[4])
     token = aws.ecr.get_authorization_token_output(registry_id=account, opts=opts)
-    return RegistryAuth(server=token.proxy_endpoint, username=token.user_name, password=pulumi.Output.secret(token.password))
+    return RegistryAuth(
+        server=token.proxy_endpoint, username=token.user_name, password=pulumi.Output.secret(token.password)
+    )
 
 
-def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> SwarmStackArgs:
+def target_args(
+    cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
+) -> SwarmStackArgs:
     providers = opts.providers if isinstance(opts.providers, dict) else {}
     invoke = pulumi.InvokeOutputOptions(provider=providers.get("aws"))
     s = cfg.swarm
@@ -43,20 +50,33 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts:
         spec=spec,
         image_ref=image.ref,
         host=s.host,
-        secret_values={**{render.secret_key(sec): secret_value(sec, invoke) for sec in spec.secrets},
-                       **({render.PROXY_TLS_KEY: secret_value(SecretRef(name=render.PROXY_TLS_KEY, source=cfg.secrets.source,
-                                                                       ref=s.proxy_tls_secret), invoke)} if s.proxy_tls_secret else {})},
+        secret_values={
+            **{render.secret_key(sec): secret_value(sec, invoke) for sec in spec.secrets},
+            **(
+                {
+                    render.PROXY_TLS_KEY: secret_value(
+                        SecretRef(name=render.PROXY_TLS_KEY, source=cfg.secrets.source, ref=s.proxy_tls_secret), invoke
+                    )
+                }
+                if s.proxy_tls_secret
+                else {}
+            ),
+        },
         tls_ca_cert=s.tls_ca_cert,
         tls_cert=s.tls_cert,
         tls_key=s.tls_key,
         registry=registry_auth(image, invoke),
-        secret_name_key=pulumi.Config(NAMESPACE).require_secret("swarmSecretNameKey") if s.secret_name_key is not None else None,
+        secret_name_key=pulumi.Config(NAMESPACE).require_secret("swarmSecretNameKey")
+        if s.secret_name_key is not None
+        else None,
         log_retention_days=cfg.service.log_retention_days,
         deletion_protection=cfg.general.deletion_protection,
     )
 
 
-def deploy(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input]:
+def deploy(
+    cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
+) -> dict[str, pulumi.Input]:
     target = SwarmStack(cfg.name, target_args(cfg, spec, image, opts), opts=opts)
     return {
         "serviceUrl": target.service_url,

@@ -11,12 +11,14 @@ Each target module exposes
 image reference). The EKS and Swarm targets plug in by adding ``components/eks_target.py`` /
 ``components/swarm_target.py`` with such a ``deploy``; nothing else needs to change here.
 """
+
 from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING
 
 import pulumi
 
@@ -36,10 +38,10 @@ ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.c
 @dataclass
 class DeployedImage:
     ref: pulumi.Output[str]  # repository@sha256:<digest>
-    ecr_repository_arn: Optional[pulumi.Output[str]] = None  # pull permission scope; None for non-ECR images
+    ecr_repository_arn: pulumi.Output[str] | None = None  # pull permission scope; None for non-ECR images
 
 
-def ecr_repository_arn(ref: str) -> Optional[str]:
+def ecr_repository_arn(ref: str) -> str | None:
     match = ECR_IMAGE.match(ref)
     if not match:
         return None

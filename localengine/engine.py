@@ -20,6 +20,7 @@ generated once into .local/secrets/pulumi-passphrase (0600); update checks are o
 is: the engine works on a copy in .local/pulumi/work whose committed keys are refreshed from it on
 every run, and which alone holds what `config set` adds (secrets, the passphrase salt).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ import signal
 import subprocess  # nosec B404 # fixed argv lists, no shell
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import yaml
 
@@ -87,11 +89,17 @@ def ensure_plugins(pulumi: Path, env: dict[str, str]) -> None:
     """Install the locally built provider plugins into PULUMI_HOME once (the engine never downloads)."""
     plugins = Path(env["PULUMI_HOME"]) / "plugins"
     for build_name, (plugin, version) in PLUGINS.items():
-        if (plugins / f"resource-{plugin}-v{version}").is_dir() and not (plugins / f"resource-{plugin}-v{version}.partial").exists():
+        if (plugins / f"resource-{plugin}-v{version}").is_dir() and not (
+            plugins / f"resource-{plugin}-v{version}.partial"
+        ).exists():
             continue
         binary = toolchain_bin(build_name) / f"pulumi-resource-{plugin}"
-        done = subprocess.run([str(pulumi), "plugin", "install", "resource", plugin, version, "--file", str(binary)],  # nosec B603
-                              env={**os.environ, **env}, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(pulumi), "plugin", "install", "resource", plugin, version, "--file", str(binary)],  # nosec B603
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise Refused(f"installing the {plugin} {version} plugin failed: {done.stderr.strip()}")
 
@@ -139,8 +147,9 @@ def select_stack(name: str) -> Any:
     ensure_plugins(pulumi, env)
     work = prepare_work_dir(name)
     command = auto.PulumiCommand(root=str(pulumi.parent.parent), skip_version_check=True)
-    opts = auto.LocalWorkspaceOptions(work_dir=str(work), pulumi_home=str(home), env_vars=env,
-                                      secrets_provider="passphrase", pulumi_command=command)
+    opts = auto.LocalWorkspaceOptions(
+        work_dir=str(work), pulumi_home=str(home), env_vars=env, secrets_provider="passphrase", pulumi_command=command
+    )
     return auto.create_or_select_stack(stack_name=name, project_name=PROJECT, program=program, opts=opts)
 
 
@@ -148,7 +157,7 @@ def local_stack_config(stack: Any) -> None:
     """The local stack's machine-specific secrets, kept in this checkout's stack file."""
     from pulumi import automation as auto
 
-    wanted: dict[str, Callable[[], Optional[str]]] = {
+    wanted: dict[str, Callable[[], str | None]] = {
         "csm:kubernetesKubeconfig": kube_value(os.environ.get("CSM_LOCAL_KUBECONFIG", "admin.kubeconfig")),
         "csm:cassandraPassword": kube_value("cassandra-password"),
         "csm:masterKey": lambda: __import__("base64").b64encode(secrets.token_bytes(32)).decode(),
@@ -179,11 +188,13 @@ def write_build_ca() -> None:
         target.write_text(text)
 
 
-def kube_value(name: str) -> Callable[[], Optional[str]]:
+def kube_value(name: str) -> Callable[[], str | None]:
     """A file the local cluster (localengine/kube) writes: its admin kubeconfig, its Cassandra's password."""
-    def read() -> Optional[str]:
+
+    def read() -> str | None:
         path = STATE / "kube" / name  # an absolute name stays as it is
         return path.read_text().strip() if path.is_file() else None
+
     return read
 
 
@@ -199,13 +210,23 @@ def run(args: argparse.Namespace) -> int:
         local_stack_config(stack)
     common = {"on_output": say, "color": "never"}
     if args.verb == "preview":
-        result = stack.preview(diff=args.diff, expect_no_changes=args.expect_no_changes or None, refresh=args.refresh or None,
-                               policy_packs=[str(Path(p).resolve()) for p in args.policy_pack] or None, **common)
+        result = stack.preview(
+            diff=args.diff,
+            expect_no_changes=args.expect_no_changes or None,
+            refresh=args.refresh or None,
+            policy_packs=[str(Path(p).resolve()) for p in args.policy_pack] or None,
+            **common,
+        )
         say(f"preview: {json.dumps(result.change_summary, sort_keys=True)}")
     elif args.verb == "up":
         refuse_without_yes(args, "up")
-        result = stack.up(diff=args.diff, expect_no_changes=args.expect_no_changes or None, refresh=args.refresh or None,
-                          policy_packs=[str(Path(p).resolve()) for p in args.policy_pack] or None, **common)
+        result = stack.up(
+            diff=args.diff,
+            expect_no_changes=args.expect_no_changes or None,
+            refresh=args.refresh or None,
+            policy_packs=[str(Path(p).resolve()) for p in args.policy_pack] or None,
+            **common,
+        )
         say(f"up: {result.summary.result} {json.dumps(result.summary.resource_changes, sort_keys=True)}")
     elif args.verb == "refresh":
         refuse_without_yes(args, "refresh")
@@ -224,8 +245,11 @@ def run(args: argparse.Namespace) -> int:
             value = shown[args.name]
             print(json.dumps(value) if args.json else value)
         else:
-            print(json.dumps(shown, indent=2, sort_keys=True) if args.json else
-                  "\n".join(f"{k}  {v}" for k, v in sorted(shown.items())))
+            print(
+                json.dumps(shown, indent=2, sort_keys=True)
+                if args.json
+                else "\n".join(f"{k}  {v}" for k, v in sorted(shown.items()))
+            )
     elif args.verb == "stack" and args.what == "export":
         argv = ["stack", "export", "--stack", args.stack] + (["--show-secrets"] if args.show_secrets else [])
         text = stack.workspace.pulumi_command.run(argv, stack.workspace.work_dir, stack.workspace.env_vars).stdout
@@ -257,12 +281,17 @@ def run(args: argparse.Namespace) -> int:
 
 def refuse_without_yes(args: argparse.Namespace, verb: str) -> None:
     if not args.yes:
-        raise Refused(f"'{verb}' changes the stack: pass --yes (this wrapper never prompts); "
-                      f"run 'preview' first to see what it would do", code=2)
+        raise Refused(
+            f"'{verb}' changes the stack: pass --yes (this wrapper never prompts); "
+            f"run 'preview' first to see what it would do",
+            code=2,
+        )
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="csm-local pulumi", description="The Pulumi engine on this machine (Automation API).")
+    top = argparse.ArgumentParser(
+        prog="csm-local pulumi", description="The Pulumi engine on this machine (Automation API)."
+    )
     top.add_argument("--stack", "-s", default="local", help="stack name (created when missing; default: local)")
     verbs = top.add_subparsers(dest="verb", required=True)
     for name in ("preview", "up", "refresh", "destroy"):
@@ -287,7 +316,9 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--show-secrets", action="store_true")
     exp.add_argument("--stack", "-s", default=argparse.SUPPRESS)
     rm = stack_cmd.add_parser("rm")
-    rm.add_argument("--force", "-f", action="store_true", help="remove even if resources remain (they are forgotten, not deleted)")
+    rm.add_argument(
+        "--force", "-f", action="store_true", help="remove even if resources remain (they are forgotten, not deleted)"
+    )
     rm.add_argument("--yes", "-y", action="store_true")
     rm.add_argument("--stack", "-s", default=argparse.SUPPRESS)
     config_cmd = verbs.add_parser("config").add_subparsers(dest="what", required=True)
@@ -308,8 +339,12 @@ def parser() -> argparse.ArgumentParser:
 def on_interrupt(signum: int, frame: object) -> None:
     # The CLI got the same Ctrl-C and cancels the update itself; it still needs this process (the
     # program's language server) to finish and release the stack's lock, so this process stays.
-    print("csm-local pulumi: interrupted: the engine is finishing what is in flight and saving its state "
-          "(Ctrl-C again makes the engine stop at once)", file=sys.stderr, flush=True)
+    print(
+        "csm-local pulumi: interrupted: the engine is finishing what is in flight and saving its state "
+        "(Ctrl-C again makes the engine stop at once)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -328,7 +363,10 @@ def main(argv: list[str]) -> int:
         text = str(exc)
         stderr = text.split("\n stderr: ", 1)[1].strip() if "\n stderr: " in text else text.strip()
         code = text.split("code: ", 1)[1].split("\n", 1)[0].strip() if "code: " in text else "?"
-        print(stderr or f"csm-local pulumi: {args.verb} failed (the engine exited {code}; its output is above)", file=sys.stderr)
+        print(
+            stderr or f"csm-local pulumi: {args.verb} failed (the engine exited {code}; its output is above)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -1,13 +1,13 @@
 """CSM policy pack: `pulumi preview --policy-pack policy` (every policy mandatory)."""
+
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
-
-from csm_policies import build_policies, load_exceptions  # noqa: E402
+from csm_policies import build_policies, load_exceptions
+from pulumi_policy import EnforcementLevel, PolicyPack
 
 PolicyPack(
     name="csm-security",

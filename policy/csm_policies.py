@@ -6,15 +6,16 @@ Kubernetes API). Under the engine they are read-only Mapping/Sequence proxies th
 UnknownValueError on values not known during preview: the engine then reports the policy as not
 checkable in preview, and it runs again, mandatory, on `pulumi up` before the resource is created.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -44,8 +45,19 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 
 DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 # Tokens of an environment variable name that mean its value is a credential.
-SECRET_TOKENS = {"PASSWORD", "PASSWD", "PWD", "SECRET", "TOKEN", "KEY", "APIKEY", "CREDENTIAL",
-                 "CREDENTIALS", "PASSPHRASE", "PRIVATE"}
+SECRET_TOKENS = {
+    "PASSWORD",
+    "PASSWD",
+    "PWD",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "APIKEY",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "PASSPHRASE",
+    "PRIVATE",
+}
 # A final token that makes the variable a reference to a credential, not the credential itself
 # (CSM_CASSANDRA_PASSWORD_FILE=/run/secrets/..., DB_SECRET_ARN=arn:aws:secretsmanager:...).
 REFERENCE_SUFFIXES = {"FILE", "PATH", "DIR", "ARN", "NAME", "ID", "REF"}
@@ -58,6 +70,7 @@ LB_ROLE_TAG = ("csm:role", "load-balancer")
 
 
 # ------------------------------------------------------------------ helpers
+
 
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
@@ -83,8 +96,11 @@ def _ecs_containers(args: ResourceValidationArgs, report: ReportViolation) -> li
     except ValueError as exc:
         report(f"{args.name}: containerDefinitions is not valid JSON ({exc})", args.urn)
         return []
-    if not isinstance(containers, Sequence) or isinstance(containers, str) or not all(
-            isinstance(c, Mapping) for c in containers):
+    if (
+        not isinstance(containers, Sequence)
+        or isinstance(containers, str)
+        or not all(isinstance(c, Mapping) for c in containers)
+    ):
         report(f"{args.name}: containerDefinitions must be a JSON list of container objects", args.urn)
         return []
     return list(containers)
@@ -144,6 +160,7 @@ def _port(value: Any) -> int | None:
 
 # ------------------------------------------------------------------ ECS
 
+
 def ecs_task_read_only_non_root(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every container of an ECS task definition: read-only root filesystem, explicit non-root user, not privileged."""
     if args.resource_type != ECS_TASK:
@@ -168,10 +185,13 @@ def ecs_task_no_plaintext_secrets(args: ResourceValidationArgs, report_violation
             if secret_looking(name):
                 report_violation(
                     f"{args.name}: container {c.get('name', '?')!s} has secret-looking variable {name} in plaintext "
-                    "environment; move it to `secrets` with valueFrom (AWS Secrets Manager)", args.urn)
+                    "environment; move it to `secrets` with valueFrom (AWS Secrets Manager)",
+                    args.urn,
+                )
 
 
 # ------------------------------------------------------------------ ECR, CloudWatch
+
 
 def ecr_immutable_scan_on_push(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """IMMUTABLE tags, or IMMUTABLE_WITH_EXCLUSION whose exclusions are literal tags (a registry
@@ -183,11 +203,17 @@ def ecr_immutable_scan_on_push(args: ResourceValidationArgs, report_violation: R
         for f in _list(args.props.get("imageTagMutabilityExclusionFilters")):
             pattern = str(_get(f, "filter") or "")
             if not pattern or "*" in pattern:
-                report_violation(f"{args.name}: tag mutability exclusion {pattern!r} must be one literal tag "
-                                 "(such as a build cache tag), not a wildcard", args.urn)
+                report_violation(
+                    f"{args.name}: tag mutability exclusion {pattern!r} must be one literal tag "
+                    "(such as a build cache tag), not a wildcard",
+                    args.urn,
+                )
     elif mutability != "IMMUTABLE":
-        report_violation(f"{args.name}: imageTagMutability must be IMMUTABLE, or IMMUTABLE_WITH_EXCLUSION for a "
-                         f"literal cache tag (got {mutability or 'MUTABLE (default)'})", args.urn)
+        report_violation(
+            f"{args.name}: imageTagMutability must be IMMUTABLE, or IMMUTABLE_WITH_EXCLUSION for a "
+            f"literal cache tag (got {mutability or 'MUTABLE (default)'})",
+            args.urn,
+        )
     if _get(args.props, "imageScanningConfiguration", "scanOnPush") is not True:
         report_violation(f"{args.name}: imageScanningConfiguration.scanOnPush must be true", args.urn)
 
@@ -197,11 +223,15 @@ def log_group_retention(args: ResourceValidationArgs, report_violation: ReportVi
         return
     days = _port(args.props.get("retentionInDays"))
     if days is None or days <= 0:
-        report_violation(f"{args.name}: retentionInDays must be set to a positive number of days "
-                         f"(got {args.props.get('retentionInDays')!r}; unset or 0 keeps logs forever)", args.urn)
+        report_violation(
+            f"{args.name}: retentionInDays must be set to a positive number of days "
+            f"(got {args.props.get('retentionInDays')!r}; unset or 0 keeps logs forever)",
+            args.urn,
+        )
 
 
 # ------------------------------------------------------------------ security groups
+
 
 def _public_ingress_rules(args: ResourceValidationArgs) -> Iterator[dict]:
     """Normalises the three ways pulumi-aws expresses ingress into {cidrs, protocol, from, to}."""
@@ -209,14 +239,26 @@ def _public_ingress_rules(args: ResourceValidationArgs) -> Iterator[dict]:
     if args.resource_type == SECURITY_GROUP:
         for rule in _list(p.get("ingress")):
             cidrs = set(_list(_get(rule, "cidrBlocks"))) | set(_list(_get(rule, "ipv6CidrBlocks")))
-            yield {"cidrs": cidrs, "protocol": _get(rule, "protocol"),
-                   "from": _get(rule, "fromPort"), "to": _get(rule, "toPort")}
+            yield {
+                "cidrs": cidrs,
+                "protocol": _get(rule, "protocol"),
+                "from": _get(rule, "fromPort"),
+                "to": _get(rule, "toPort"),
+            }
     elif args.resource_type == SG_INGRESS_RULE:
-        yield {"cidrs": {p.get("cidrIpv4"), p.get("cidrIpv6")} - {None}, "protocol": p.get("ipProtocol"),
-               "from": p.get("fromPort"), "to": p.get("toPort")}
+        yield {
+            "cidrs": {p.get("cidrIpv4"), p.get("cidrIpv6")} - {None},
+            "protocol": p.get("ipProtocol"),
+            "from": p.get("fromPort"),
+            "to": p.get("toPort"),
+        }
     elif args.resource_type == SG_RULE and p.get("type") == "ingress":
-        yield {"cidrs": set(_list(p.get("cidrBlocks"))) | set(_list(p.get("ipv6CidrBlocks"))),
-               "protocol": p.get("protocol"), "from": p.get("fromPort"), "to": p.get("toPort")}
+        yield {
+            "cidrs": set(_list(p.get("cidrBlocks"))) | set(_list(p.get("ipv6CidrBlocks"))),
+            "protocol": p.get("protocol"),
+            "from": p.get("fromPort"),
+            "to": p.get("toPort"),
+        }
 
 
 def no_public_ingress(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -235,13 +277,18 @@ def no_public_ingress(args: ResourceValidationArgs, report_violation: ReportViol
             is_lb = _is_load_balancer_resource(args)
         if web_port and is_lb:
             continue
-        why = ("only the load balancer may accept traffic from the internet" if web_port
-               else "only TCP 80 and 443 on the load balancer may be open to the internet")
-        report_violation(f"{args.name}: ingress {proto} {rule['from']}-{rule['to']} from "
-                         f"{', '.join(public)}: {why}", args.urn)
+        why = (
+            "only the load balancer may accept traffic from the internet"
+            if web_port
+            else "only TCP 80 and 443 on the load balancer may be open to the internet"
+        )
+        report_violation(
+            f"{args.name}: ingress {proto} {rule['from']}-{rule['to']} from {', '.join(public)}: {why}", args.urn
+        )
 
 
 # ------------------------------------------------------------------ Kubernetes
+
 
 def kubernetes_pod_restricted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Pod Security Standard 'restricted' plus a read-only root filesystem, for every workload's pod template."""
@@ -259,7 +306,7 @@ def kubernetes_pod_restricted(args: ResourceValidationArgs, report_violation: Re
         sc = c.get("securityContext") if isinstance(c.get("securityContext"), Mapping) else {}
         where = f"{args.name}: {who}"
 
-        def effective(key: str) -> Any:
+        def effective(key: str, sc: Mapping[str, Any] = sc) -> Any:
             return sc.get(key) if sc.get(key) is not None else pod_sc.get(key)
 
         if effective("runAsNonRoot") is not True:
@@ -285,11 +332,13 @@ def kubernetes_pod_restricted(args: ResourceValidationArgs, report_violation: Re
 
 # ------------------------------------------------------------------ image digests
 
+
 def images_by_digest(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """ECS container definitions and Kubernetes containers reference images as repo@sha256:<digest>."""
     if args.resource_type == ECS_TASK:
-        images = [(f"container {c.get('name', '?')!s}", c.get("image"))
-                  for c in _ecs_containers(args, report_violation)]
+        images = [
+            (f"container {c.get('name', '?')!s}", c.get("image")) for c in _ecs_containers(args, report_violation)
+        ]
     else:
         spec = _pod_spec(args)
         if spec is None:
@@ -297,8 +346,11 @@ def images_by_digest(args: ResourceValidationArgs, report_violation: ReportViola
         images = [(who, c.get("image")) for who, c in _pod_containers(spec)]
     for who, image in images:
         if not isinstance(image, str) or not DIGEST_RE.match(image):
-            report_violation(f"{args.name}: {who} image {image!r} is not referenced by digest "
-                             "(expected <repository>@sha256:<64 hex>)", args.urn)
+            report_violation(
+                f"{args.name}: {who} image {image!r} is not referenced by digest "
+                "(expected <repository>@sha256:<64 hex>)",
+                args.urn,
+            )
 
 
 # ------------------------------------------------------------------ the pack
@@ -306,28 +358,34 @@ def images_by_digest(args: ResourceValidationArgs, report_violation: ReportViola
 Validator = Callable[[ResourceValidationArgs, ReportViolation], None]
 
 POLICY_SPECS: list[tuple[str, str, Validator]] = [
-    ("ecs-task-read-only-non-root",
-     "ECS containers run with a read-only root filesystem as a non-root user, unprivileged.",
-     ecs_task_read_only_non_root),
-    ("ecs-task-no-plaintext-secrets",
-     "ECS containers get credentials from `secrets` (Secrets Manager), not plaintext environment variables.",
-     ecs_task_no_plaintext_secrets),
-    ("ecr-immutable-scan-on-push",
-     "ECR repositories have immutable tags and scan images on push.",
-     ecr_immutable_scan_on_push),
-    ("log-group-retention",
-     "CloudWatch log groups have a retention period.",
-     log_group_retention),
-    ("no-public-ingress",
-     "No security group ingress from 0.0.0.0/0 or ::/0, except TCP 80/443 on the load balancer.",
-     no_public_ingress),
-    ("kubernetes-pod-restricted",
-     "Kubernetes pods are restricted: runAsNonRoot, no privilege escalation, drop ALL, read-only root, "
-     "seccomp RuntimeDefault.",
-     kubernetes_pod_restricted),
-    ("images-by-digest",
-     "Container images (ECS and Kubernetes) are referenced by digest.",
-     images_by_digest),
+    (
+        "ecs-task-read-only-non-root",
+        "ECS containers run with a read-only root filesystem as a non-root user, unprivileged.",
+        ecs_task_read_only_non_root,
+    ),
+    (
+        "ecs-task-no-plaintext-secrets",
+        "ECS containers get credentials from `secrets` (Secrets Manager), not plaintext environment variables.",
+        ecs_task_no_plaintext_secrets,
+    ),
+    (
+        "ecr-immutable-scan-on-push",
+        "ECR repositories have immutable tags and scan images on push.",
+        ecr_immutable_scan_on_push,
+    ),
+    ("log-group-retention", "CloudWatch log groups have a retention period.", log_group_retention),
+    (
+        "no-public-ingress",
+        "No security group ingress from 0.0.0.0/0 or ::/0, except TCP 80/443 on the load balancer.",
+        no_public_ingress,
+    ),
+    (
+        "kubernetes-pod-restricted",
+        "Kubernetes pods are restricted: runAsNonRoot, no privilege escalation, drop ALL, read-only root, "
+        "seccomp RuntimeDefault.",
+        kubernetes_pod_restricted,
+    ),
+    ("images-by-digest", "Container images (ECS and Kubernetes) are referenced by digest.", images_by_digest),
 ]
 
 
@@ -388,8 +446,9 @@ def load_exceptions(path: Path) -> list[PolicyException]:
         raise ExceptionsError(f"{path}: invalid YAML: {exc}") from exc
 
 
-def with_exceptions(policy: str, validate: Validator, exceptions: Sequence[PolicyException],
-                    today: dt.date) -> Validator:
+def with_exceptions(
+    policy: str, validate: Validator, exceptions: Sequence[PolicyException], today: dt.date
+) -> Validator:
     """Waives `policy` for the resources named in the exceptions file until each entry expires."""
     mine = {e.resource: e for e in exceptions if e.policy == policy}
     if not mine:
@@ -400,8 +459,10 @@ def with_exceptions(policy: str, validate: Validator, exceptions: Sequence[Polic
         if entry is None:
             return validate(args, report_violation)
         if today > entry.expires:
+
             def report_expired(message: str, urn: str | None = None) -> None:
                 report_violation(f"{message} [exception expired on {entry.expires.isoformat()}: {entry.reason}]", urn)
+
             return validate(args, report_expired)
         return validate(args, lambda message, urn=None: None)
 
@@ -409,9 +470,16 @@ def with_exceptions(policy: str, validate: Validator, exceptions: Sequence[Polic
     return validate_with_exceptions
 
 
-def build_policies(exceptions: Sequence[PolicyException] = (), today: dt.date | None = None) -> list[ResourceValidationPolicy]:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
-    return [ResourceValidationPolicy(name=name, description=description,
-                                     validate=with_exceptions(name, validate, exceptions, today),
-                                     enforcement_level=EnforcementLevel.MANDATORY)
-            for name, description, validate in POLICY_SPECS]
+def build_policies(
+    exceptions: Sequence[PolicyException] = (), today: dt.date | None = None
+) -> list[ResourceValidationPolicy]:
+    today = today or dt.datetime.now(dt.UTC).date()
+    return [
+        ResourceValidationPolicy(
+            name=name,
+            description=description,
+            validate=with_exceptions(name, validate, exceptions, today),
+            enforcement_level=EnforcementLevel.MANDATORY,
+        )
+        for name, description, validate in POLICY_SPECS
+    ]

@@ -21,8 +21,12 @@ from reliability.stack import Stack, Unavailable
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reliability", description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="full",
-                        help="ci: the pytest budget; full: make reliability (default); soak: long load")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="full",
+        help="ci: the pytest budget; full: make reliability (default); soak: long load",
+    )
     parser.add_argument("--only", help=f"comma-separated cases (default all): {', '.join(CASES)}")
     parser.add_argument("--report", type=Path, default=BUILD / "report.md")
     parser.add_argument("--keep", action="store_true", help="leave the csmrel stack running afterwards")
@@ -57,9 +61,12 @@ def main(argv: list[str] | None = None) -> int:
                     traceback.print_exc()
             result.seconds = result.seconds or time.time() - began
             results.append(result)
-            print(f"reliability: {name}: {'pass' if result.passed else 'FAIL'} ({time.time() - began:.0f} s)"
-                  + ("" if result.passed else "\n  " + result.failures().replace("\n", "\n  ")),
-                  file=sys.stderr, flush=True)
+            print(
+                f"reliability: {name}: {'pass' if result.passed else 'FAIL'} ({time.time() - began:.0f} s)"
+                + ("" if result.passed else "\n  " + result.failures().replace("\n", "\n  ")),
+                file=sys.stderr,
+                flush=True,
+            )
             report.write(results, args.report, profile.name, started)
     finally:
         if not args.keep:

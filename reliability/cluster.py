@@ -67,7 +67,11 @@ class Cluster:
     def run(self, index: int, command: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(ROOT / "cassandra" / "run"), command],
-            env=self.env(index), capture_output=True, text=True, timeout=timeout, check=False,
+            env=self.env(index),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def start(self, index: int) -> float:
@@ -118,15 +122,17 @@ class Csm:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CSM_")}
-        env.update({
-            "CSM_SECRETS_DIR": str(secrets_dir),
-            "CSM_HOST": "127.0.0.1",
-            "CSM_PORT": str(self.port),
-            "CSM_CASSANDRA_CONTACT_POINTS": ",".join(NODES),
-            "CSM_CASSANDRA_KEYSPACE": KEYSPACE,
-            "CSM_CASSANDRA_REPLICATION_FACTOR": "3",
-            "CSM_READINESS_INTERVAL": "1",
-        })
+        env.update(
+            {
+                "CSM_SECRETS_DIR": str(secrets_dir),
+                "CSM_HOST": "127.0.0.1",
+                "CSM_PORT": str(self.port),
+                "CSM_CASSANDRA_CONTACT_POINTS": ",".join(NODES),
+                "CSM_CASSANDRA_KEYSPACE": KEYSPACE,
+                "CSM_CASSANDRA_REPLICATION_FACTOR": "3",
+                "CSM_READINESS_INTERVAL": "1",
+            }
+        )
         log = (self.directory / "csm.log").open("wb")
         self.process = subprocess.Popen([sys.executable, "-m", "csm", "serve"], env=env, stdout=log, stderr=log)
         process = self.process
@@ -160,9 +166,16 @@ class Acknowledged:
     async def __call__(self, client: httpx.AsyncClient, fixtures: L.Fixtures, record: L.Record) -> None:
         started, clock = time.time(), time.perf_counter()
         try:
-            response = await client.post("/v1/certificates", json={
-                "authority_id": fixtures.authority_id, "common_name": fixtures.next_name(),
-                "key_algorithm": "ecdsa-p256", "validity_days": 30}, headers=fixtures.target.auth)
+            response = await client.post(
+                "/v1/certificates",
+                json={
+                    "authority_id": fixtures.authority_id,
+                    "common_name": fixtures.next_name(),
+                    "key_algorithm": "ecdsa-p256",
+                    "validity_days": 30,
+                },
+                headers=fixtures.target.auth,
+            )
         except httpx.HTTPError as error:
             record("issue", started, time.perf_counter() - clock, None, error, (201,))
             with self._lock:
@@ -187,8 +200,11 @@ class Acknowledged:
     def _judge(self, op: str, response: httpx.Response, ok: int) -> None:
         if response.status_code == ok:
             return
-        json_503 = response.status_code == 503 and response.headers.get("content-type", "").startswith(
-            "application/json") and "detail" in response.json()
+        json_503 = (
+            response.status_code == 503
+            and response.headers.get("content-type", "").startswith("application/json")
+            and "detail" in response.json()
+        )
         if not json_503:
             with self._lock:
                 self.bad.append(f"{op}: {response.status_code} {response.text[:120]}")
@@ -249,18 +265,20 @@ def node_killed(cluster: Cluster, csm: Csm, fixtures: L.Fixtures, window: float)
 def node_catches_up(cluster: Cluster, csm: Csm, issued_while_down: list[str], timeout: float) -> CaseResult:
     """Node 3 returns; the certificates written while it was down reach it (hinted handoff): each reads
     back from node 3 alone at consistency ONE."""
-    from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
     from cassandra.cluster import Cluster as Driver
     from cassandra.policies import WhiteListRoundRobinPolicy
     from cassandra.query import SimpleStatement
 
+    from cassandra import ConsistencyLevel
+
     result = CaseResult("cluster-catch-up", "3 nodes: the killed node returns and catches up")
     started = time.monotonic()
     result.figure("node start s", cluster.start(2))
     back = time.monotonic()
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([NODES[2]]),
-                               consistency_level=ConsistencyLevel.ONE)
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([NODES[2]]), consistency_level=ConsistencyLevel.ONE
+    )
     driver = Driver([NODES[2]], execution_profiles={EXEC_PROFILE_DEFAULT: profile})
     lagging = list(issued_while_down)
     try:
@@ -277,8 +295,11 @@ def node_catches_up(cluster: Cluster, csm: Csm, issued_while_down: list[str], ti
     result.recovery_s, result.recovery_of = time.monotonic() - back, "all hints on the node"
     result.figure("certificates to catch up", len(issued_while_down))
     result.check("certificates were written while it was down", bool(issued_while_down))
-    result.check("every one reads back from the returned node alone at ONE", not lagging,
-                 f"{len(lagging)} still missing after {timeout:g} s")
+    result.check(
+        "every one reads back from the returned node alone at ONE",
+        not lagging,
+        f"{len(lagging)} still missing after {timeout:g} s",
+    )
     result.seconds = time.monotonic() - started
     return result
 
@@ -326,13 +347,19 @@ def two_down(cluster: Cluster, csm: Csm, fixtures: L.Fixtures, window: float) ->
     slowest = max((s.seconds for s in load.snapshot()), default=0.0)
     result.figure("answers", ",".join(str(s) for s in statuses))
     result.figure("slowest s", slowest)
-    result.check("writes fail with a JSON 503, never a 500 or a transport error", not operation.bad and
-                 statuses == [503], "; ".join(operation.bad[:5]) or str(statuses))
+    result.check(
+        "writes fail with a JSON 503, never a 500 or a transport error",
+        not operation.bad and statuses == [503],
+        "; ".join(operation.bad[:5]) or str(statuses),
+    )
     with httpx.Client(base_url=csm.url, headers=csm.target.auth, timeout=15) as client:
         reads = [client.get(f"/v1/certificates/{fixtures.certificate_ids[0]}") for _ in range(5)]
     result.figure("reads", ",".join(str(r.status_code) for r in reads))
-    result.check("LOCAL_QUORUM reads answer a JSON 503 too", all(
-        r.status_code == 503 and "detail" in r.json() for r in reads), str([r.status_code for r in reads]))
+    result.check(
+        "LOCAL_QUORUM reads answer a JSON 503 too",
+        all(r.status_code == 503 and "detail" in r.json() for r in reads),
+        str([r.status_code for r in reads]),
+    )
     result.check("no request hangs (each answered within 10 s)", slowest < 10.0, f"{slowest:.1f} s")
     t = time.monotonic()
     cluster.start(1)
@@ -380,8 +407,11 @@ def main() -> int:
     started = time.time()
     results = []
     for result in run_all(BUILD / "cluster"):
-        print(f"{result.case}: {'pass' if result.passed else 'FAIL'} sent {result.sent} failed {result.failed} "
-              f"{result.figures}", flush=True)
+        print(
+            f"{result.case}: {'pass' if result.passed else 'FAIL'} sent {result.sent} failed {result.failed} "
+            f"{result.figures}",
+            flush=True,
+        )
         results.append(result)
     write(results, BUILD / "cluster-report.md", "cluster", started)
     if not args.keep:

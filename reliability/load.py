@@ -136,7 +136,9 @@ def prepare(target: Target, certificates: int = 1, timeout: float = 30) -> Fixtu
     with httpx.Client(base_url=target.url, headers=target.auth, timeout=timeout) as client:
         authority = client.post("/v1/authorities", json={"name": "Reliability Root", "key_algorithm": "ecdsa-p256"})
         if authority.status_code != 201:
-            raise RuntimeError(f"creating the load's authority answered {authority.status_code}: {authority.text[:300]}")
+            raise RuntimeError(
+                f"creating the load's authority answered {authority.status_code}: {authority.text[:300]}"
+            )
         fixtures.authority_id = authority.json()["id"]
         for _ in range(certificates):
             issued = client.post("/v1/certificates", json=_issue_body(fixtures))
@@ -148,12 +150,19 @@ def prepare(target: Target, certificates: int = 1, timeout: float = 30) -> Fixtu
 
 def _issue_body(fixtures: Fixtures) -> dict[str, Any]:
     name = fixtures.next_name()
-    return {"authority_id": fixtures.authority_id, "kind": "node", "common_name": name,
-            "dns_names": [name], "key_algorithm": "ecdsa-p256", "validity_days": 30}
+    return {
+        "authority_id": fixtures.authority_id,
+        "kind": "node",
+        "common_name": name,
+        "dns_names": [name],
+        "key_algorithm": "ecdsa-p256",
+        "validity_days": 30,
+    }
 
 
-async def _timed(client: httpx.AsyncClient, record: Record, op: str, expect: tuple[int, ...],
-                 method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+async def _timed(
+    client: httpx.AsyncClient, record: Record, op: str, expect: tuple[int, ...], method: str, path: str, **kwargs: Any
+) -> httpx.Response | None:
     started, clock = time.time(), time.perf_counter()
     try:
         response = await client.request(method, path, **kwargs)
@@ -174,19 +183,29 @@ async def ready(client: httpx.AsyncClient, fixtures: Fixtures, record: Record) -
 
 async def read(client: httpx.AsyncClient, fixtures: Fixtures, record: Record) -> None:
     certificate_id = fixtures.certificate_ids[len(fixtures.certificate_ids) - 1]
-    await _timed(client, record, "read", (200,), "GET", f"/v1/certificates/{certificate_id}",
-                 headers=fixtures.target.auth)
+    await _timed(
+        client, record, "read", (200,), "GET", f"/v1/certificates/{certificate_id}", headers=fixtures.target.auth
+    )
 
 
 async def issue_and_read(client: httpx.AsyncClient, fixtures: Fixtures, record: Record) -> None:
     """Issues a certificate (the service makes the key), then reads it back by id."""
-    response = await _timed(client, record, "issue", (201,), "POST", "/v1/certificates",
-                            json=_issue_body(fixtures), headers=fixtures.target.auth)
+    response = await _timed(
+        client,
+        record,
+        "issue",
+        (201,),
+        "POST",
+        "/v1/certificates",
+        json=_issue_body(fixtures),
+        headers=fixtures.target.auth,
+    )
     if response is None or response.status_code != 201:
         return
     issued = response.json()
-    back = await _timed(client, record, "read-back", (200,), "GET", f"/v1/certificates/{issued['id']}",
-                        headers=fixtures.target.auth)
+    back = await _timed(
+        client, record, "read-back", (200,), "GET", f"/v1/certificates/{issued['id']}", headers=fixtures.target.auth
+    )
     if back is not None and back.status_code == 200 and back.json().get("serial_number") != issued["serial_number"]:
         record("read-back-match", time.time(), 0.0, None, ValueError("read back another serial"), (200,))
 
@@ -207,8 +226,17 @@ class Load:
     per second, all workers together) each worker paces itself. Stops on ``stop()`` or after
     ``max_seconds``, whichever comes first. ``keepalive=False`` opens a connection per request."""
 
-    def __init__(self, fixtures: Fixtures, operation: Operation, *, concurrency: int = 4, rate: float | None = None,
-                 max_seconds: float = 120, timeout: float = 10, keepalive: bool = True) -> None:
+    def __init__(
+        self,
+        fixtures: Fixtures,
+        operation: Operation,
+        *,
+        concurrency: int = 4,
+        rate: float | None = None,
+        max_seconds: float = 120,
+        timeout: float = 10,
+        keepalive: bool = True,
+    ) -> None:
         if max_seconds <= 0 or concurrency < 1:
             raise ValueError("a load needs max_seconds > 0 and concurrency >= 1")
         self.fixtures = fixtures
@@ -226,8 +254,15 @@ class Load:
         self._lock = threading.Lock()
         self.crashed: BaseException | None = None
 
-    def _record(self, op: str, started: float, seconds: float, response: httpx.Response | None,
-                error: BaseException | None, expect: tuple[int, ...]) -> None:
+    def _record(
+        self,
+        op: str,
+        started: float,
+        seconds: float,
+        response: httpx.Response | None,
+        error: BaseException | None,
+        expect: tuple[int, ...],
+    ) -> None:
         status = response.status_code if response is not None else None
         text = f"{type(error).__name__}: {error}"[:200] if error is not None else None
         sample = Sample(op, started, seconds, status, text, error is None and status in expect)
@@ -248,12 +283,14 @@ class Load:
             await self.operation(client, self.fixtures, self._record)
 
     async def _main(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency,
-                              max_keepalive_connections=self.concurrency if self.keepalive else 0)
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency if self.keepalive else 0
+        )
         headers = {} if self.keepalive else {"Connection": "close"}
         deadline = time.monotonic() + self.max_seconds
-        async with httpx.AsyncClient(base_url=self.fixtures.target.url, timeout=self.timeout, limits=limits,
-                                     headers=headers) as client:
+        async with httpx.AsyncClient(
+            base_url=self.fixtures.target.url, timeout=self.timeout, limits=limits, headers=headers
+        ) as client:
             await asyncio.gather(*(self._worker(client, i, deadline) for i in range(self.concurrency)))
 
     def _run(self) -> None:

@@ -95,8 +95,10 @@ def render(results: list[CaseResult], profile: str, started: float) -> str:
             recovery += f" ({r.recovery_of})"
         other = "; ".join(f"{k} {v}" for k, v in r.figures.items()) or "-"
         verdict = "pass" if r.passed else ("error" if r.error else "FAIL")
-        lines.append(f"| {r.title} | {r.sent} | {r.failed} | {_availability(r)} | {recovery} | "
-                     f"{other.replace('|', '/')} | {verdict} |")
+        lines.append(
+            f"| {r.title} | {r.sent} | {r.failed} | {_availability(r)} | {recovery} | "
+            f"{other.replace('|', '/')} | {verdict} |"
+        )
     lines += ["", "## Checks", ""]
     for r in results:
         lines.append(f"### {r.title} ({r.seconds:.0f} s)")

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import json
 import os
-from secrets import token_bytes, token_hex, token_urlsafe
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_bytes, token_hex, token_urlsafe
 
 import httpx
 
@@ -44,20 +44,23 @@ class Unavailable(RuntimeError):
     """The engine, an image or another prerequisite is missing (a skip outside CI, a failure under CI)."""
 
 
-def run(*args: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None,
-        input: str | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=env, input=input,
-                            cwd=ROOT)
+def run(
+    *args: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=env, input=input, cwd=ROOT)
     if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}"
-                           f"\n--- stderr\n{result.stderr[-4000:]}")
+        raise RuntimeError(
+            f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}"
+            f"\n--- stderr\n{result.stderr[-4000:]}"
+        )
     return result
 
 
 def engine_problem() -> str | None:
     try:
-        result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
-                                timeout=30)
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"docker info failed: {error}"
     return None if result.returncode == 0 else f"docker info failed: {result.stderr.strip()[:300]}"
@@ -83,8 +86,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, status: int, timeout: float, interval: float = 0.1,
-             give_up: Callable[[], bool] = lambda: False) -> float:
+def wait_for(
+    url: str, status: int, timeout: float, interval: float = 0.1, give_up: Callable[[], bool] = lambda: False
+) -> float:
     """Polls ``url`` until it answers ``status``; returns the seconds it took. Stops early when
     ``give_up()`` says waiting longer is pointless (its container died, say)."""
     started = time.monotonic()
@@ -98,7 +102,9 @@ def wait_for(url: str, status: int, timeout: float, interval: float = 0.1,
         except httpx.HTTPError as error:
             last = repr(error)
         if give_up():
-            raise TimeoutError(f"{url} did not answer {status}; gave up after {time.monotonic() - started:.0f} s (last: {last})")
+            raise TimeoutError(
+                f"{url} did not answer {status}; gave up after {time.monotonic() - started:.0f} s (last: {last})"
+            )
         time.sleep(interval)
     raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f} s (last: {last})")
 
@@ -129,8 +135,13 @@ class Events:
         for line in self._process.stdout:
             with contextlib.suppress(ValueError, KeyError):
                 raw = json.loads(line)
-                self.events.append(Event(raw["timeNano"] / 1e9, raw.get("Action") or raw.get("status", ""),
-                                         raw.get("Actor", {}).get("Attributes", {})))
+                self.events.append(
+                    Event(
+                        raw["timeNano"] / 1e9,
+                        raw.get("Action") or raw.get("status", ""),
+                        raw.get("Actor", {}).get("Attributes", {}),
+                    )
+                )
 
     def of(self, action: str) -> list[Event]:
         return [e for e in list(self.events) if e.action == action]
@@ -233,8 +244,10 @@ class Stack:
         csm = read_env(IMAGE_ENV).get("CSM_IMAGE")
         cassandra = read_env(ENGINE_ENV).get("CSM_CASSANDRA_IMAGE")
         if not csm or not cassandra:
-            raise Unavailable(f"no CSM_IMAGE in {IMAGE_ENV} or no CSM_CASSANDRA_IMAGE in {ENGINE_ENV} "
-                              "(run localengine/csm-local prereqs)")
+            raise Unavailable(
+                f"no CSM_IMAGE in {IMAGE_ENV} or no CSM_CASSANDRA_IMAGE in {ENGINE_ENV} "
+                "(run localengine/csm-local prereqs)"
+            )
         for image in (csm, cassandra):
             if run("docker", "image", "inspect", image, check=False).returncode != 0:
                 raise Unavailable(f"image {image} is not in the engine (run localengine/csm-local prereqs)")
@@ -246,8 +259,16 @@ class Stack:
 
     def _running_port(self, service: str, port: int) -> int | None:
         """The loopback port a container of this project already publishes, so that reuse keeps it."""
-        ids = run("docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={self.project}",
-                  "--filter", f"label=com.docker.compose.service={service}", check=False).stdout.split()
+        ids = run(
+            "docker",
+            "ps",
+            "--quiet",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+            check=False,
+        ).stdout.split()
         for cid in ids:
             for line in run("docker", "port", cid, f"{port}/tcp", check=False).stdout.splitlines():
                 if line.startswith("127.0.0.1:"):
@@ -292,12 +313,19 @@ class Stack:
     # ------------------------------------------------------------ compose
 
     def env(self, **overrides: str) -> dict[str, str]:
-        return {**os.environ, "CSM_IMAGE": self.csm_image, "CASSANDRA_IMAGE": self.cassandra_image,
-                "CSM_SECRETS_DIR": str(self.secrets), "CSM_RELIABILITY_PORT": str(self.port),
-                "CSM_RELIABILITY_CQL_PORT": str(self.cql_port), **overrides}
+        return {
+            **os.environ,
+            "CSM_IMAGE": self.csm_image,
+            "CASSANDRA_IMAGE": self.cassandra_image,
+            "CSM_SECRETS_DIR": str(self.secrets),
+            "CSM_RELIABILITY_PORT": str(self.port),
+            "CSM_RELIABILITY_CQL_PORT": str(self.cql_port),
+            **overrides,
+        }
 
-    def compose(self, *args: str, files: tuple[Path, ...] = (), timeout: float = 300, check: bool = True,
-                **env: str) -> subprocess.CompletedProcess[str]:
+    def compose(
+        self, *args: str, files: tuple[Path, ...] = (), timeout: float = 300, check: bool = True, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         command = ["docker", "compose", "--project-name", self.project]
         for path in (*COMPOSE_FILES, *files):
             command += ["-f", str(path)]
@@ -321,8 +349,9 @@ class Stack:
         return run("docker", "volume", "inspect", f"{self.project}_cassandra-data", check=False).returncode == 0
 
     def running(self) -> bool:
-        result = run("docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={self.project}",
-                     check=False)
+        result = run(
+            "docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={self.project}", check=False
+        )
         return bool(result.stdout.strip())
 
     def container(self, service: str) -> str:

@@ -6,6 +6,7 @@ job permissions, so a release workflow that asks for `attestations: write` (need
 actions/attest-build-provenance) would not be scanned at all. The missing scopes are added with
 the same allowed levels as every other scope; nothing else changes.
 """
+
 import sys
 import warnings
 

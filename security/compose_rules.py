@@ -14,12 +14,14 @@ so the local stack and the Swarm target are held to the same bar:
 A justified exception sits inside the service's block: `# csm-scan:skip=CSM_C02 <reason>`.
 Only PyYAML and the standard library are used, so this runs in the scan venv and the dev venv.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -45,8 +47,19 @@ SKIP_RE = re.compile(r"#\s*csm-scan:skip=(?P<ids>CSM_C\d{2}(?:\s*,\s*CSM_C\d{2})
 DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 HOST_SYSTEM_PATHS = {"/", "/etc", "/proc", "/sys", "/boot", "/dev", "/root", "/var/lib/docker", "/var/run", "/run"}
 # Same rule as policy/csm_policies.secret_looking (tests/unit/test_scan_rules.py keeps them in step).
-SECRET_TOKENS = {"PASSWORD", "PASSWD", "PWD", "SECRET", "TOKEN", "KEY", "APIKEY", "CREDENTIAL",
-                 "CREDENTIALS", "PASSPHRASE", "PRIVATE"}
+SECRET_TOKENS = {
+    "PASSWORD",
+    "PASSWD",
+    "PWD",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "APIKEY",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "PASSPHRASE",
+    "PRIVATE",
+}
 REFERENCE_SUFFIXES = {"FILE", "PATH", "DIR", "ARN", "NAME", "ID", "REF"}
 
 
@@ -87,7 +100,7 @@ def _service_lines(text: str) -> dict[str, tuple[int, int]]:
 
 def _suppressions(lines: list[str], span: tuple[int, int]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for line in lines[span[0] - 1:span[1]]:
+    for line in lines[span[0] - 1 : span[1]]:
         m = SKIP_RE.search(line)
         if m:
             reason = m.group("reason").strip(" :-#\t")
@@ -150,8 +163,11 @@ def _check(rule: str, svc: dict, swarm: bool) -> str | None:
         shared = [k for k in ("network_mode", "pid", "ipc") if str(svc.get(k, "")) == "host"]
         return f"shares the host's {', '.join(shared)}" if shared else None
     if rule == "CSM_C07":
-        bad = [s for s in _bind_sources(svc.get("volumes"))
-               if "docker.sock" in s or s.rstrip("/") in HOST_SYSTEM_PATHS or s == "/"]
+        bad = [
+            s
+            for s in _bind_sources(svc.get("volumes"))
+            if "docker.sock" in s or s.rstrip("/") in HOST_SYSTEM_PATHS or s == "/"
+        ]
         return f"bind-mounts {', '.join(bad)}" if bad else None
     if rule == "CSM_C08":
         restart = str(svc.get("restart", "")).lower()
@@ -216,7 +232,11 @@ def _merged_with_base(base_path: Path, services: dict[str, Any], display: str) -
             merged[name] = svc
             continue
         extends = svc.get("extends")
-        origin = base.get(extends.get("service") if isinstance(extends, dict) else extends, {}) if extends else base.get(name, {})
+        origin = (
+            base.get(extends.get("service") if isinstance(extends, dict) else extends, {})
+            if extends
+            else base.get(name, {})
+        )
         merged[name] = _merge(origin, {k: v for k, v in svc.items() if k != "extends"})
     return merged
 

@@ -14,15 +14,17 @@ Exit codes: 0 pass, 1 blocked, 2 bad input (unreadable or malformed report or al
         [--allowlist security/allowlist.yaml] [--today YYYY-MM-DD] \
         [--sarif gate.sarif] [--summary "$GITHUB_STEP_SUMMARY"] [--json decisions.json]
 """
+
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 POLICIES = ("dev", "prod")
@@ -101,11 +103,14 @@ class GateResult:
 
     def summary_line(self) -> str:
         outcome = "PASSED" if self.passed else "BLOCKED"
-        return (f"gate: policy={self.policy} findings={len(self.decisions)} blocked={self.count(BLOCK)} "
-                f"allowlisted={self.count(ALLOW)} passed={self.count(PASS)} -> {outcome}")
+        return (
+            f"gate: policy={self.policy} findings={len(self.decisions)} blocked={self.count(BLOCK)} "
+            f"allowlisted={self.count(ALLOW)} passed={self.count(PASS)} -> {outcome}"
+        )
 
 
 # ---------------------------------------------------------------- report parsing
+
 
 def _str_field(obj: dict, key: str, where: str, required: bool) -> str:
     value = obj.get(key)
@@ -123,8 +128,10 @@ def parse_report(data: Any, source: str = "report") -> list[Finding]:
     if not isinstance(data, dict):
         raise GateError(f"{source}: not a Trivy JSON report (top level must be an object)")
     if data.get("SchemaVersion") != 2:
-        raise GateError(f"{source}: not a Trivy JSON report (SchemaVersion must be 2, "
-                        f"got {data.get('SchemaVersion')!r}); run trivy with --format json")
+        raise GateError(
+            f"{source}: not a Trivy JSON report (SchemaVersion must be 2, "
+            f"got {data.get('SchemaVersion')!r}); run trivy with --format json"
+        )
     results = data.get("Results")
     if results is None:
         return []
@@ -147,18 +154,21 @@ def parse_report(data: Any, source: str = "report") -> list[Finding]:
                 raise GateError(f"{vwhere}: must be an object")
             severity = _str_field(vuln, "Severity", vwhere, required=True).upper()
             if severity not in SEVERITIES:
-                raise GateError(f"{vwhere}: unknown Severity {vuln['Severity']!r} "
-                                f"(expected one of {', '.join(SEVERITIES)})")
-            findings.append(Finding(
-                vuln_id=_str_field(vuln, "VulnerabilityID", vwhere, required=True),
-                package=_str_field(vuln, "PkgName", vwhere, required=True),
-                installed=_str_field(vuln, "InstalledVersion", vwhere, required=False),
-                fixed=_str_field(vuln, "FixedVersion", vwhere, required=False),
-                severity=severity,
-                target=target,
-                title=_str_field(vuln, "Title", vwhere, required=False),
-                url=_str_field(vuln, "PrimaryURL", vwhere, required=False),
-            ))
+                raise GateError(
+                    f"{vwhere}: unknown Severity {vuln['Severity']!r} (expected one of {', '.join(SEVERITIES)})"
+                )
+            findings.append(
+                Finding(
+                    vuln_id=_str_field(vuln, "VulnerabilityID", vwhere, required=True),
+                    package=_str_field(vuln, "PkgName", vwhere, required=True),
+                    installed=_str_field(vuln, "InstalledVersion", vwhere, required=False),
+                    fixed=_str_field(vuln, "FixedVersion", vwhere, required=False),
+                    severity=severity,
+                    target=target,
+                    title=_str_field(vuln, "Title", vwhere, required=False),
+                    url=_str_field(vuln, "PrimaryURL", vwhere, required=False),
+                )
+            )
     return findings
 
 
@@ -175,6 +185,7 @@ def load_report(path: Path) -> list[Finding]:
 
 
 # ---------------------------------------------------------------- allowlist parsing
+
 
 def _parse_date(value: Any, where: str) -> dt.date:
     if isinstance(value, dt.datetime):
@@ -208,8 +219,10 @@ def parse_allowlist(data: Any, source: str = "allowlist") -> list[AllowEntry]:
             raise GateError(f"{where}: must be a mapping with id, reason, expires (and optionally package)")
         unknown = set(item) - ALLOWLIST_KEYS
         if unknown:
-            raise GateError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                            f"allowed: {', '.join(sorted(ALLOWLIST_KEYS))}")
+            raise GateError(
+                f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                f"allowed: {', '.join(sorted(ALLOWLIST_KEYS))}"
+            )
         for key in ("id", "reason", "expires"):
             if item.get(key) in (None, ""):
                 raise GateError(f"{where}: missing required key {key!r}")
@@ -220,8 +233,12 @@ def parse_allowlist(data: Any, source: str = "allowlist") -> list[AllowEntry]:
             raise GateError(f"{where}: 'reason' must be a non-empty string saying why the exception is safe")
         if package is not None and (not isinstance(package, str) or not package.strip()):
             raise GateError(f"{where}: 'package' must be a non-empty string when given")
-        entry = AllowEntry(vuln_id.strip(), package.strip() if package else None, " ".join(reason.split()),
-                           _parse_date(item["expires"], where))
+        entry = AllowEntry(
+            vuln_id.strip(),
+            package.strip() if package else None,
+            " ".join(reason.split()),
+            _parse_date(item["expires"], where),
+        )
         key = (entry.vuln_id.upper(), entry.package)
         if key in seen:
             raise GateError(f"{where}: duplicate entry for {entry.describe()}")
@@ -248,6 +265,7 @@ def load_allowlist(path: Path) -> list[AllowEntry]:
 
 # ---------------------------------------------------------------- decision
 
+
 def _base_rule(finding: Finding, policy: str) -> tuple[bool, str]:
     if finding.severity == "CRITICAL":
         return True, "CRITICAL always blocks"
@@ -267,11 +285,12 @@ def _matching_entry(finding: Finding, allowlist: Sequence[AllowEntry]) -> AllowE
     return matches[0] if matches else None
 
 
-def decide(findings: Iterable[Finding], policy: str, allowlist: Sequence[AllowEntry] = (),
-           today: dt.date | None = None) -> GateResult:
+def decide(
+    findings: Iterable[Finding], policy: str, allowlist: Sequence[AllowEntry] = (), today: dt.date | None = None
+) -> GateResult:
     if policy not in POLICIES:
         raise GateError(f"unknown policy {policy!r} (expected one of {', '.join(POLICIES)})")
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     result = GateResult(policy=policy, today=today, decisions=[])
     used: set[AllowEntry] = set()
     for finding in findings:
@@ -284,17 +303,27 @@ def decide(findings: Iterable[Finding], policy: str, allowlist: Sequence[AllowEn
         elif entry is None:
             verdict, reason = BLOCK, rule
         elif finding.severity == "CRITICAL":
-            verdict, reason = BLOCK, f"{rule}; allowlist entry {entry.describe()} ignored: CRITICAL cannot be allowlisted"
+            verdict, reason = (
+                BLOCK,
+                f"{rule}; allowlist entry {entry.describe()} ignored: CRITICAL cannot be allowlisted",
+            )
         elif entry.expired(today):
-            verdict, reason = BLOCK, (f"{rule}; allowlist entry {entry.describe()} EXPIRED on "
-                                      f"{entry.expires.isoformat()} (reason was: {entry.reason})")
+            verdict, reason = (
+                BLOCK,
+                (
+                    f"{rule}; allowlist entry {entry.describe()} EXPIRED on "
+                    f"{entry.expires.isoformat()} (reason was: {entry.reason})"
+                ),
+            )
         else:
             verdict, reason = ALLOW, (f"{rule}, but allowlisted until {entry.expires.isoformat()}: {entry.reason}")
         result.decisions.append(Decision(finding, verdict, reason))
     for entry in allowlist:
         if entry.expired(today) and entry not in used:
-            result.notes.append(f"allowlist entry {entry.describe()} expired on {entry.expires.isoformat()} "
-                                "and matches no finding: delete it")
+            result.notes.append(
+                f"allowlist entry {entry.describe()} expired on {entry.expires.isoformat()} "
+                "and matches no finding: delete it"
+            )
         elif entry not in used:
             result.notes.append(f"allowlist entry {entry.describe()} matches no finding: delete it if the fix shipped")
     return result
@@ -310,32 +339,48 @@ def to_sarif(result: GateResult, location: str) -> dict:
     results = []
     for d in result.decisions:
         f = d.finding
-        rule = rules.setdefault(f.vuln_id, {
-            "id": f.vuln_id,
-            "name": f.vuln_id.replace("-", ""),
-            "shortDescription": {"text": f.title or f.vuln_id},
-            "properties": {"security-severity": {"CRITICAL": "9.5", "HIGH": "8.0", "MEDIUM": "5.5",
-                                                 "LOW": "2.0"}.get(f.severity, "0.0"),
-                           "tags": ["security", "vulnerability", f.severity]},
-        })
+        rule = rules.setdefault(
+            f.vuln_id,
+            {
+                "id": f.vuln_id,
+                "name": f.vuln_id.replace("-", ""),
+                "shortDescription": {"text": f.title or f.vuln_id},
+                "properties": {
+                    "security-severity": {"CRITICAL": "9.5", "HIGH": "8.0", "MEDIUM": "5.5", "LOW": "2.0"}.get(
+                        f.severity, "0.0"
+                    ),
+                    "tags": ["security", "vulnerability", f.severity],
+                },
+            },
+        )
         if f.url:
             rule["helpUri"] = f.url
-        results.append({
-            "ruleId": f.vuln_id,
-            "level": _SARIF_LEVEL[d.verdict],
-            "message": {"text": f"{d.verdict}: {f.describe()}: {d.reason}"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": location},
-                                                "region": {"startLine": 1}}}],
-            "partialFingerprints": {"vulnerability": f"{f.vuln_id}/{f.package}/{f.installed}/{f.target}"},
-        })
+        results.append(
+            {
+                "ruleId": f.vuln_id,
+                "level": _SARIF_LEVEL[d.verdict],
+                "message": {"text": f"{d.verdict}: {f.describe()}: {d.reason}"},
+                "locations": [
+                    {"physicalLocation": {"artifactLocation": {"uri": location}, "region": {"startLine": 1}}}
+                ],
+                "partialFingerprints": {"vulnerability": f"{f.vuln_id}/{f.package}/{f.installed}/{f.target}"},
+            }
+        )
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "csm-vulnerability-gate", "informationUri": "https://github.com/aquasecurity/trivy",
-                                "rules": list(rules.values())}},
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "csm-vulnerability-gate",
+                        "informationUri": "https://github.com/aquasecurity/trivy",
+                        "rules": list(rules.values()),
+                    }
+                },
+                "results": results,
+            }
+        ],
     }
 
 
@@ -343,23 +388,30 @@ def to_markdown(result: GateResult) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = [f"### Vulnerability gate ({result.policy}): {'passed' if result.passed else 'BLOCKED'}", "",
-             f"`{result.summary_line()}`", ""]
+    lines = [
+        f"### Vulnerability gate ({result.policy}): {'passed' if result.passed else 'BLOCKED'}",
+        "",
+        f"`{result.summary_line()}`",
+        "",
+    ]
     if result.decisions:
-        lines += ["| verdict | id | severity | package | installed | fixed | reason |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["| verdict | id | severity | package | installed | fixed | reason |", "|---|---|---|---|---|---|---|"]
         order = {BLOCK: 0, ALLOW: 1, PASS: 2}
         for d in sorted(result.decisions, key=lambda d: (order[d.verdict], d.finding.vuln_id)):
             f = d.finding
-            lines.append(f"| {d.verdict} | {cell(f.vuln_id)} | {f.severity} | {cell(f.package)} | "
-                         f"{cell(f.installed)} | {cell(f.fixed) or '-'} | {cell(d.reason)} |")
+            lines.append(
+                f"| {d.verdict} | {cell(f.vuln_id)} | {f.severity} | {cell(f.package)} | "
+                f"{cell(f.installed)} | {cell(f.fixed) or '-'} | {cell(d.reason)} |"
+            )
     lines += [f"- {cell(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"
 
 
 def to_json(result: GateResult) -> dict:
     return {
-        "policy": result.policy, "today": result.today.isoformat(), "passed": result.passed,
+        "policy": result.policy,
+        "today": result.today.isoformat(),
+        "passed": result.passed,
         "counts": {v: result.count(v) for v in (BLOCK, ALLOW, PASS)},
         "decisions": [{"verdict": d.verdict, "reason": d.reason, **d.finding.__dict__} for d in result.decisions],
         "notes": result.notes,
@@ -367,6 +419,7 @@ def to_json(result: GateResult) -> dict:
 
 
 # ---------------------------------------------------------------- command line
+
 
 def _date_arg(value: str) -> dt.date:
     try:
@@ -382,8 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowlist", type=Path, help="YAML allowlist (entries: id, package?, reason, expires)")
     p.add_argument("--today", type=_date_arg, help="evaluate expiry as of this date (default: today, UTC)")
     p.add_argument("--sarif", type=Path, help="write the decisions as SARIF 2.1.0 here")
-    p.add_argument("--sarif-location", default="app/Dockerfile",
-                   help="repository file the SARIF results point at (default: app/Dockerfile)")
+    p.add_argument(
+        "--sarif-location",
+        default="app/Dockerfile",
+        help="repository file the SARIF results point at (default: app/Dockerfile)",
+    )
     p.add_argument("--summary", type=Path, help="append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--json", dest="json_out", type=Path, help="write the decisions as JSON here")
     return p

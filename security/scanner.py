@@ -7,6 +7,7 @@ build/scan/ gets report.md, report.json and sarif/<tool>.sarif.
 
 Exit: 0 the gate passed, 1 it failed, 2 a scanner could not run or nothing was scanned.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ def scan(root: Path, render_first: bool = True) -> list[ToolReport]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="security/scan", description="Offline security scan: hadolint, checkov, "
-                                "the Compose rules and bandit; passes with zero unsuppressed findings.")
+    p = argparse.ArgumentParser(
+        prog="security/scan",
+        description="Offline security scan: hadolint, checkov, "
+        "the Compose rules and bandit; passes with zero unsuppressed findings.",
+    )
     p.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: current directory)")
     p.add_argument("--out", type=Path, help="report directory (default: <root>/build/scan)")
     p.add_argument("--no-render", action="store_true", help="do not render the manifests first")
@@ -51,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in reports:
         print(r.summary())
     report.write(out, reports, result)
-    print(f"{result.line()}; report: {_display(out / 'report.md', root)}, SARIF per tool in "
-          f"{_display(out / 'sarif', root)}/")
+    print(
+        f"{result.line()}; report: {_display(out / 'report.md', root)}, SARIF per tool in "
+        f"{_display(out / 'sarif', root)}/"
+    )
     if not any(r.files for r in reports if r.tool != "render"):
         print("scan: error: nothing was scanned", file=sys.stderr)
         return 2

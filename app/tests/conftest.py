@@ -9,7 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from csm_testing import CASSANDRA, Secrets, Service, admin_cluster, cassandra_listening, make_secrets, run_cassandra, service_env
+from csm_testing import (
+    CASSANDRA,
+    Secrets,
+    Service,
+    admin_cluster,
+    cassandra_listening,
+    make_secrets,
+    run_cassandra,
+    service_env,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from csm_testing import Secrets, Service, admin_cluster, bearer, service_env
-
 from csm.models import MAX_DNS_NAMES_CHARS
+from csm_testing import Secrets, Service, admin_cluster, bearer, service_env
 
 pytestmark = pytest.mark.cassandra
 

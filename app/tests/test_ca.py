@@ -11,7 +11,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from csm import ca
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -129,7 +128,7 @@ def test_csr_with_a_broken_signature_is_refused() -> None:
 
 
 def test_weak_rsa_key_is_refused() -> None:
-    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (weak on purpose)
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # nosec B505 - weak on purpose
     with pytest.raises(ca.CertificateRequestError, match="unsupported public key"):
         ca.load_csr(make_csr(weak, "weak", []))
 

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from csm_testing import Secrets, make_secrets
-
 from csm.cli import main
 from csm.config import ConfigError, load_settings
+from csm_testing import Secrets, make_secrets
 
 
 def write(path: Path, text: str) -> Path:
@@ -287,8 +286,9 @@ class TestUnreadableFiles:
         # root reads any file whatever its mode: take away the capabilities that let it. Staying root
         # (rather than another uid) keeps the interpreter and the checkout reachable wherever it lives.
         no_override = "-dac_override,-dac_read_search"
-        as_other = (["setpriv", f"--bounding-set={no_override}", f"--inh-caps={no_override}"]
-                    if os.geteuid() == 0 else [])
+        as_other = (
+            ["setpriv", f"--bounding-set={no_override}", f"--inh-caps={no_override}"] if os.geteuid() == 0 else []
+        )
         result = subprocess.run(
             [*as_other, sys.executable, "-m", "csm", "serve", "--port", "1"],
             env=env,
@@ -315,7 +315,9 @@ class TestKeepAlive:
 
         seen: dict[str, int] = {}
         monkeypatch.setenv("CSM_KEEP_ALIVE_TIMEOUT", "65")
-        monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.setdefault("keep_alive", self.config.timeout_keep_alive))
+        monkeypatch.setattr(
+            uvicorn.Server, "run", lambda self: seen.setdefault("keep_alive", self.config.timeout_keep_alive)
+        )
         monkeypatch.setattr("signal.signal", lambda *a: None)
         assert main(["serve"]) == 0
         assert seen == {"keep_alive": 65}

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from cassandra import InvalidRequest
-from csm_testing import Secrets
-
 from csm.app import create_app
 from csm.config import load_settings
+from csm_testing import Secrets
+
+from cassandra import InvalidRequest
 
 Get = Callable[[str], httpx.Response]
 
@@ -31,7 +31,7 @@ def get(secrets_dir: Secrets) -> Get:
 
     @app.get("/test/refused-write")
     async def refused_write() -> None:
-        raise InvalidRequest("Error from server: code=2200 [Invalid query] message=\"Batch too large\"")
+        raise InvalidRequest('Error from server: code=2200 [Invalid query] message="Batch too large"')
 
     async def request(path: str) -> httpx.Response:
         # No lifespan runs: Cassandra is not needed here.

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cassandra import InvalidRequest
-from csm_testing import Secrets
-
 from csm.config import ConfigError, load_settings
 from csm.pagination import PageTokens
 from csm.store import Database, Repository
 from csm.store.keyspaces import created, wait_until_active
 from csm.store.migrations import replication
+from csm_testing import Secrets
+
+from cassandra import InvalidRequest
 
 
 def keyspaces(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, **extra: str) -> None:
@@ -135,7 +135,9 @@ def test_gives_up_on_a_table_that_stays_creating() -> None:
         now[0] += seconds
 
     with pytest.raises(TimeoutError, match="CREATING"):
-        wait_until_active(session, "csm", "CREATE TABLE IF NOT EXISTS t (a int)", 2.5, sleep=sleep, clock=lambda: now[0])  # type: ignore[arg-type]
+        wait_until_active(
+            session, "csm", "CREATE TABLE IF NOT EXISTS t (a int)", 2.5, sleep=sleep, clock=lambda: now[0]
+        )  # type: ignore[arg-type]
 
 
 def test_a_cassandra_without_system_schema_mcs_needs_no_wait() -> None:
@@ -150,7 +152,9 @@ class PagedDatabase:
         self.pages = pages
         self.calls = 0
 
-    async def execute(self, operation: str, cql: str, params: Any = (), *, fetch_size: Any = None, paging_state: Any = None) -> Any:
+    async def execute(
+        self, operation: str, cql: str, params: Any = (), *, fetch_size: Any = None, paging_state: Any = None
+    ) -> Any:
         index = int(paging_state or b"0")
         self.calls += 1
 
@@ -158,7 +162,7 @@ class PagedDatabase:
             current_rows = self.pages[index]
             paging_state = str(index + 1).encode() if index + 1 < len(self.pages) else None
 
-            def one(inner) -> Any:  # noqa: N805
+            def one(inner) -> Any:
                 return inner.current_rows[0] if inner.current_rows else None
 
         return Result()
@@ -205,10 +209,10 @@ class FakeFuture:
 def test_a_batch_whose_batch_log_times_out_goes_again_unlogged(secrets_dir: Secrets) -> None:
     """For the seconds before a killed node is convicted, a logged batch may fail to write its batch log
     (nothing applied): the same idempotent statements go again unlogged."""
-    from cassandra import WriteTimeout, WriteType
     from cassandra.query import BatchType
-
     from csm.store.database import _Connection
+
+    from cassandra import WriteTimeout, WriteType
 
     sent: list[Any] = []
 

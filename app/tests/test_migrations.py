@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from cassandra.cluster import Session
 from cassandra.query import dict_factory
-from csm_testing import CASSANDRA_VERSION, Secrets, admin_cluster, service_env
-
 from csm.config import load_settings
 from csm.pagination import PageTokens
 from csm.store import Database, Repository
 from csm.store import migrations as m
+from csm_testing import CASSANDRA_VERSION, Secrets, admin_cluster, service_env
 
 pytestmark = pytest.mark.cassandra
 
@@ -60,9 +59,7 @@ def sai_era_database(session: Session, keyspace: str, count: int, authorities: i
         f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
     )
     session.set_keyspace(keyspace)
-    session.execute(
-        "CREATE TABLE schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
-    )
+    session.execute("CREATE TABLE schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)")
     for statement in m.MIGRATIONS[0].statements:
         session.execute(statement)
     if SAI:
@@ -80,7 +77,11 @@ def sai_era_database(session: Session, keyspace: str, count: int, authorities: i
     )
     rows = []
     for i in range(count):
-        row = {"id": uuid.uuid4(), "authority_id": owners[i % authorities], "not_after": now + timedelta(days=1 + i % 400)}
+        row = {
+            "id": uuid.uuid4(),
+            "authority_id": owners[i % authorities],
+            "not_after": now + timedelta(days=1 + i % 400),
+        }
         rows.append(row)
     futures = [
         session.execute_async(insert, (r["id"], r["authority_id"], f"{i:X}", f"n{i}", now, r["not_after"], now))
@@ -113,7 +114,9 @@ def check_listing(database: Database, secrets_dir: Secrets, rows: list[dict[str,
             expiring = await everything(repository, limit, authority_id=None, expiring_before=now + timedelta(days=30))
             assert sorted(expiring) == sorted(within_30)
             both = await everything(repository, limit, authority_id=owner, expiring_before=now + timedelta(days=30))
-            assert sorted(both) == sorted(i for i in within_30 if i in {r["id"] for r in rows if r["authority_id"] == owner})
+            assert sorted(both) == sorted(
+                i for i in within_30 if i in {r["id"] for r in rows if r["authority_id"] == owner}
+            )
         everyone = await everything(repository, 1000, authority_id=None, expiring_before=now + timedelta(days=36500))
         assert sorted(everyone) == sorted(r["id"] for r in rows)
 
@@ -137,9 +140,12 @@ def test_sai_era_database_is_backfilled_and_keeps_its_indexes(
     migrate_then_list(secrets_dir, rows)
     progress = admin.execute(f"SELECT done FROM {fresh_keyspace}.migration_progress WHERE version = 2").one()
     assert progress.done
-    indexes = {r.index_name for r in admin.execute(
-        "SELECT index_name FROM system_schema.indexes WHERE keyspace_name = %s", (fresh_keyspace,)
-    )}
+    indexes = {
+        r.index_name
+        for r in admin.execute(
+            "SELECT index_name FROM system_schema.indexes WHERE keyspace_name = %s", (fresh_keyspace,)
+        )
+    }
     assert indexes == ({"certificates_by_authority", "certificates_by_not_after"} if SAI else set())
 
 
@@ -186,7 +192,7 @@ def test_replicas_migrating_at_once(admin: Session, fresh_keyspace: str, env: No
         start.wait()
         try:
             results.append(database.connect())
-        except Exception as error:  # noqa: BLE001 - collected and asserted
+        except Exception as error:
             results.append(error)
 
     threads = [threading.Thread(target=run, args=(d,)) for d in databases]
@@ -199,9 +205,12 @@ def test_replicas_migrating_at_once(admin: Session, fresh_keyspace: str, env: No
         for d in databases:
             d.close()
     assert sorted(map(str, results)) == sorted(["[1, 2]"] + ["[]"] * (len(databases) - 1)), results
-    tables = {r.table_name for r in admin.execute(
-        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (fresh_keyspace,)
-    )}
+    tables = {
+        r.table_name
+        for r in admin.execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (fresh_keyspace,)
+        )
+    }
     assert tables == set(m.TABLES)
     assert admin.execute(f"SELECT * FROM {fresh_keyspace}.schema_lease").one() is None, "the lease was not released"
 
@@ -227,7 +236,9 @@ def test_fresh_database_never_creates_an_index(
     finally:
         database.close()
     assert any("certificates_by_expiry" in s for s in seen)
-    indexes = list(admin.execute("SELECT index_name FROM system_schema.indexes WHERE keyspace_name = %s", (fresh_keyspace,)))
+    indexes = list(
+        admin.execute("SELECT index_name FROM system_schema.indexes WHERE keyspace_name = %s", (fresh_keyspace,))
+    )
     assert indexes == []
 
 

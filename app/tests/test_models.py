@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from csm.models import MAX_DNS_NAMES_CHARS, CertificateIssue
+from pydantic import ValidationError
 
 AUTHORITY = "00000000-0000-0000-0000-000000000000"
 

@@ -20,7 +20,9 @@ def test_outage_and_recovery(service: Service, session_secrets: Secrets) -> None
     stopped = run_cassandra("stop")
     try:
         assert stopped.returncode == 0, stopped.stderr
-        assert not cassandra_listening(), f"something other than cassandra/run's node serves {CASSANDRA[0]}:{CASSANDRA[1]}"
+        assert not cassandra_listening(), (
+            f"something other than cassandra/run's node serves {CASSANDRA[0]}:{CASSANDRA[1]}"
+        )
         not_ready = service.wait_for("/health/ready", 503, timeout=30).json()
         assert not_ready["status"] == "not_ready" and "Cassandra" in not_ready["reason"]
         assert service.client.get("/health/live").status_code == 200

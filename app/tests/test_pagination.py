@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from csm.pagination import BadPageToken, PageTokens
 
 QUERY = "SELECT * FROM certificates"

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from csm_testing import CASSANDRA, Secrets, Service, TcpRelay, bearer, metric, service_env, with_hosts_file
-from prometheus_client import REGISTRY
-
 from csm.config import load_settings
 from csm.store import Database
+from csm_testing import CASSANDRA, Secrets, Service, TcpRelay, bearer, metric, service_env, with_hosts_file
+from prometheus_client import REGISTRY
 
 # The old container's address: a loopback alias of its own per tests' node, so runs against several nodes coexist.
 OLD_ADDRESS = "127.0.0.2" if CASSANDRA[0] == "127.0.0.1" else f"127.0.1.{CASSANDRA[0].rsplit('.', 1)[1]}"

@@ -20,10 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from csm_testing import CASSANDRA, CASSANDRA_VERSION, Secrets, Service, bearer, run_cassandra, service_env
-
 from csm.config import load_settings
 from csm.store import Database
+from csm_testing import CASSANDRA, CASSANDRA_VERSION, Secrets, Service, bearer, run_cassandra, service_env
 
 pytestmark = pytest.mark.cassandra
 
@@ -44,18 +43,26 @@ def make_node_tls(directory: Path) -> tuple[Path, Path]:
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(_name("csm test Cassandra CA")).issuer_name(_name("csm test Cassandra CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=2))
+        x509.CertificateBuilder()
+        .subject_name(_name("csm test Cassandra CA"))
+        .issuer_name(_name("csm test Cassandra CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     node_key = ec.generate_private_key(ec.SECP256R1())
     node = (
-        x509.CertificateBuilder().subject_name(_name(NAME)).issuer_name(ca.subject)
-        .public_key(node_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(_name(NAME))
+        .issuer_name(ca.subject)
+        .public_key(node_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME), x509.DNSName(KEYSPACES_NAME)]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -126,7 +133,9 @@ def test_the_node_refuses_plain_cql(tls_env: dict[str, str], monkeypatch: pytest
     connect_error(monkeypatch)  # 5.0 resets the connection; 4.1 answers the plain bytes with a protocol error
 
 
-def test_without_a_server_name_the_address_does_not_match(tls_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_server_name_the_address_does_not_match(
+    tls_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What the service did before: the driver checks the IP address, which the certificate does not name."""
     error = connect_error(monkeypatch)
     assert f"IP address mismatch, certificate is not valid for '{TLS_HOST}'" in error, error
@@ -143,7 +152,9 @@ def test_an_untrusted_node_is_refused(tls_env: dict[str, str], monkeypatch: pyte
     assert "CERTIFICATE_VERIFY_FAILED" in error and "mismatch" not in error, error
 
 
-def test_service_over_tls_checks_the_configured_name(tls_env: dict[str, str], tmp_path: Path, secrets_dir: Secrets) -> None:
+def test_service_over_tls_checks_the_configured_name(
+    tls_env: dict[str, str], tmp_path: Path, secrets_dir: Secrets
+) -> None:
     service = Service({**tls_env, "CSM_CASSANDRA_TLS_SERVER_NAME": NAME}, tmp_path / "csm.log")
     try:
         service.wait_for("/health/ready", 200, timeout=90)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from csm.tokens import Principal, TokenFileError, TokenVerifier, parse_tokens
 
 A = "a" * 40

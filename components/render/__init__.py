@@ -9,11 +9,13 @@ Registry: each module in this package registers one renderer per target with
 ``make render`` (components/render_all.py) imports every module of this package and writes
 each renderer's files to build/rendered/<stack>/<target>/. No Pulumi engine, no network.
 """
+
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from components.config import StackConfig

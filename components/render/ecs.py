@@ -8,10 +8,12 @@ Fargate notes: ``linuxParameters.tmpfs`` and ``dockerSecurityOptions`` are not s
 Fargate, so the writable /tmp is a task-scoped ephemeral volume and no-new-privileges follows
 from running as a non-root user with every capability dropped.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from components.render import register
 from components.spec import ServiceSpec
@@ -24,9 +26,13 @@ def log_group_name(spec: ServiceSpec) -> str:
     return f"/ecs/{spec.name}-{spec.stack}" if spec.stack else f"/ecs/{spec.name}"
 
 
-def secret_arn_placeholder(ref: str, region: Optional[str]) -> str:
+def secret_arn_placeholder(ref: str, region: str | None) -> str:
     """Offline stand-in for a secret given by name (the component resolves the real ARN)."""
-    return ref if ref.startswith("arn:") else f"arn:aws:secretsmanager:{region or 'us-east-1'}:{ACCOUNT_PLACEHOLDER}:secret:{ref}"
+    return (
+        ref
+        if ref.startswith("arn:")
+        else f"arn:aws:secretsmanager:{region or 'us-east-1'}:{ACCOUNT_PLACEHOLDER}:secret:{ref}"
+    )
 
 
 def tmp_volume_name(path: str) -> str:
@@ -38,8 +44,8 @@ def container_definitions(
     *,
     log_group: str,
     region: str,
-    secret_arns: Optional[Mapping[str, str]] = None,
-    repository_credentials_arn: Optional[str] = None,
+    secret_arns: Mapping[str, str] | None = None,
+    repository_credentials_arn: str | None = None,
 ) -> list[dict[str, Any]]:
     """``secret_arns`` maps each secret's ref (name or ARN) to its full ARN; ``repository_credentials_arn`` is the full
     ARN of ``spec.registry_credentials`` (default: the ref itself, or its placeholder ARN)."""
@@ -54,11 +60,28 @@ def container_definitions(
         "name": spec.name,
         "image": spec.image,
         "essential": True,
-        "portMappings": [{"name": "http", "containerPort": spec.port, "hostPort": spec.port, "protocol": "tcp", "appProtocol": "http"}],
+        "portMappings": [
+            {
+                "name": "http",
+                "containerPort": spec.port,
+                "hostPort": spec.port,
+                "protocol": "tcp",
+                "appProtocol": "http",
+            }
+        ],
         "environment": [{"name": k, "value": v} for k, v in spec.env],
         "secrets": [{"name": s.env, "valueFrom": arns.get(s.ref, s.ref)} for s in spec.secrets],
-        **({"repositoryCredentials": {"credentialsParameter": repository_credentials_arn or arns.get(spec.registry_credentials)
-                                      or spec.registry_credentials}} if spec.registry_credentials else {}),
+        **(
+            {
+                "repositoryCredentials": {
+                    "credentialsParameter": repository_credentials_arn
+                    or arns.get(spec.registry_credentials)
+                    or spec.registry_credentials
+                }
+            }
+            if spec.registry_credentials
+            else {}
+        ),
         "user": spec.security.user,
         "readonlyRootFilesystem": spec.security.read_only_root_fs,
         "privileged": False,
@@ -67,7 +90,8 @@ def container_definitions(
             "initProcessEnabled": True,
         },
         "mountPoints": [
-            {"sourceVolume": tmp_volume_name(p), "containerPath": p, "readOnly": False} for p in spec.security.tmpfs_paths
+            {"sourceVolume": tmp_volume_name(p), "containerPath": p, "readOnly": False}
+            for p in spec.security.tmpfs_paths
         ],
         "healthCheck": {
             "command": ["CMD", *h.command],
@@ -100,7 +124,7 @@ def task_definition(
     region: str,
     execution_role_arn: str,
     task_role_arn: str,
-    secret_arns: Optional[Mapping[str, str]] = None,
+    secret_arns: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The full RegisterTaskDefinition input (what `aws ecs register-task-definition` takes)."""
     return {
@@ -113,7 +137,9 @@ def task_definition(
         "memory": str(spec.resources.memory_mib),
         "runtimePlatform": {"cpuArchitecture": ARCHITECTURES[spec.architecture], "operatingSystemFamily": "LINUX"},
         "volumes": [{"name": tmp_volume_name(p)} for p in spec.security.tmpfs_paths],
-        "containerDefinitions": container_definitions(spec, log_group=log_group, region=region, secret_arns=secret_arns),
+        "containerDefinitions": container_definitions(
+            spec, log_group=log_group, region=region, secret_arns=secret_arns
+        ),
     }
 
 

@@ -13,13 +13,15 @@ supplied by the component from a Pulumi secret, never rendered), Deployment, Ser
 (AWS Load Balancer Controller), HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicies.
 Every secret lands in a Kubernetes Secret named ``<service>-<secret name>`` under the key ``value``.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -46,11 +48,11 @@ class KubernetesOptions:
     kubernetes_version: str = "1.33"
     secret_mode: SecretMode = "external-secrets"
     identity_mode: Literal["irsa", "pod-identity"] = "irsa"
-    role_arn: Optional[str] = None  # the ServiceAccount's IAM role (IRSA annotation; ESO role in pod-identity mode)
+    role_arn: str | None = None  # the ServiceAccount's IAM role (IRSA annotation; ESO role in pod-identity mode)
     region: str = "us-east-1"
     ingress: bool = True
-    certificate_arn: Optional[str] = None
-    domain_name: Optional[str] = None
+    certificate_arn: str | None = None
+    domain_name: str | None = None
     internal: bool = False
     ingress_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -62,9 +64,9 @@ class KubernetesOptions:
     # Ingress and readiness gates, a SecretStore on Secrets Manager. Elsewhere: the cluster's own
     # Ingress class with a TLS Secret, and an External Secrets store the user runs.
     ingress_controller: Literal["alb", "generic"] = "alb"
-    ingress_class: Optional[str] = None
-    ingress_tls_secret: Optional[str] = None
-    secret_store_ref: Optional[str] = None  # "SecretStore/<name>" or "ClusterSecretStore/<name>": use it, render none
+    ingress_class: str | None = None
+    ingress_tls_secret: str | None = None
+    secret_store_ref: str | None = None  # "SecretStore/<name>" or "ClusterSecretStore/<name>": use it, render none
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     node_port: int = 0
     progress_deadline: int = 600
@@ -74,7 +76,7 @@ class KubernetesOptions:
         return self.secret_mode == "external-secrets"  # nosec B105 # compares a mode name, holds no secret
 
 
-def kubernetes_options(cfg: "StackConfig") -> KubernetesOptions:
+def kubernetes_options(cfg: StackConfig) -> KubernetesOptions:
     """The options of ``csm:target kubernetes``: any cluster, no AWS."""
     k = cfg.kubernetes
     return KubernetesOptions(
@@ -96,7 +98,7 @@ def kubernetes_options(cfg: "StackConfig") -> KubernetesOptions:
     )
 
 
-def options_from_config(cfg: "StackConfig", role_arn: Optional[str] = None) -> KubernetesOptions:
+def options_from_config(cfg: StackConfig, role_arn: str | None = None) -> KubernetesOptions:
     name = f"{cfg.name}-{cfg.stack}" if cfg.stack else cfg.name
     i = cfg.ingress
     return KubernetesOptions(
@@ -166,13 +168,21 @@ def namespace(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
 def service_account(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
     meta = _meta(spec, opts, spec.name)
     if opts.identity_mode == "irsa" and opts.role_arn:
-        meta["annotations"] = {"eks.amazonaws.com/role-arn": opts.role_arn, "eks.amazonaws.com/sts-regional-endpoints": "true"}
+        meta["annotations"] = {
+            "eks.amazonaws.com/role-arn": opts.role_arn,
+            "eks.amazonaws.com/sts-regional-endpoints": "true",
+        }
     # The service never calls the Kubernetes API; IRSA / Pod Identity inject their own projected token.
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
 
 
 def config_map(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(spec, opts, f"{spec.name}-env"), "data": dict(spec.env)}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(spec, opts, f"{spec.name}-env"),
+        "data": dict(spec.env),
+    }
 
 
 def secret_store_name(spec: ServiceSpec) -> str:
@@ -188,7 +198,8 @@ def secret_store(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
         # Pod Identity: the ESO controller's identity assumes the service's role (which trusts only it).
         aws["role"] = opts.role_arn
     return {
-        "apiVersion": ESO_API, "kind": "SecretStore",
+        "apiVersion": ESO_API,
+        "kind": "SecretStore",
         "metadata": _meta(spec, opts, secret_store_name(spec)),
         "spec": {"provider": {"aws": aws}},
     }
@@ -198,7 +209,8 @@ def external_secret(spec: ServiceSpec, opts: KubernetesOptions, secret: Any) -> 
     target = secret_object_name(spec, secret.name)
     kind, _, store = (opts.secret_store_ref or f"SecretStore/{secret_store_name(spec)}").partition("/")
     return {
-        "apiVersion": ESO_API, "kind": "ExternalSecret",
+        "apiVersion": ESO_API,
+        "kind": "ExternalSecret",
         "metadata": _meta(spec, opts, target),
         "spec": {
             "refreshInterval": opts.eso_refresh,
@@ -228,7 +240,10 @@ def termination_grace_seconds(spec: ServiceSpec) -> int:
 def _probe(path: str, *, period: int, timeout: int, failures: int, initial: int = 0) -> dict[str, Any]:
     probe: dict[str, Any] = {
         "httpGet": {"path": path, "port": "http", "scheme": "HTTP"},
-        "periodSeconds": period, "timeoutSeconds": timeout, "failureThreshold": failures, "successThreshold": 1,
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+        "successThreshold": 1,
     }
     if initial:
         probe["initialDelaySeconds"] = initial
@@ -240,20 +255,32 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
     cpu, memory = f"{res.cpu_millicores}m", f"{res.memory_mib}Mi"
     env: list[dict[str, Any]] = [
         {"name": s.env, "valueFrom": {"secretKeyRef": {"name": secret_object_name(spec, s.name), "key": SECRET_KEY}}}
-        for s in spec.secrets if s.env
+        for s in spec.secrets
+        if s.env
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "tmp" if p == "/tmp" else "tmp" + p.replace("/", "-"), "emptyDir": {"sizeLimit": f"{sec.tmpfs_size_mib}Mi"}}  # nosec B108 # the pod's own emptyDir at /tmp, not a host temp file
+        {
+            "name": "tmp" if p == "/tmp" else "tmp" + p.replace("/", "-"),  # nosec B108 # the pod's own emptyDir at /tmp, not a host temp file
+            "emptyDir": {"sizeLimit": f"{sec.tmpfs_size_mib}Mi"},
+        }
         for p in sec.tmpfs_paths
     ]
-    mounts: list[dict[str, Any]] = [{"name": v["name"], "mountPath": p} for v, p in zip(volumes, sec.tmpfs_paths)]
+    mounts: list[dict[str, Any]] = [
+        {"name": v["name"], "mountPath": p} for v, p in zip(volumes, sec.tmpfs_paths, strict=False)
+    ]
     for s in spec.secrets:
         if s.path:
             base = posixpath.basename(s.path)
-            volumes.append({"name": f"secret-{s.name}", "secret": {
-                "secretName": secret_object_name(spec, s.name), "defaultMode": 0o440,
-                "items": [{"key": SECRET_KEY, "path": base}],
-            }})
+            volumes.append(
+                {
+                    "name": f"secret-{s.name}",
+                    "secret": {
+                        "secretName": secret_object_name(spec, s.name),
+                        "defaultMode": 0o440,
+                        "items": [{"key": SECRET_KEY, "path": base}],
+                    },
+                }
+            )
             mounts.append({"name": f"secret-{s.name}", "mountPath": s.path, "subPath": base, "readOnly": True})
     start_failures = max(1, -(-h.start_period // 5)) + h.retries
     seccomp = {"type": "RuntimeDefault"}
@@ -270,9 +297,14 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
         "livenessProbe": _probe(h.live_path, period=h.interval, timeout=h.timeout, failures=h.retries),
         "readinessProbe": _probe(h.ready_path, period=max(5, h.interval // 3), timeout=h.timeout, failures=h.retries),
         "securityContext": {
-            "runAsNonRoot": True, "runAsUser": sec.uid, "runAsGroup": sec.gid,
-            "readOnlyRootFilesystem": sec.read_only_root_fs, "allowPrivilegeEscalation": False, "privileged": False,
-            "capabilities": {"drop": list(sec.drop_capabilities)}, "seccompProfile": dict(seccomp),
+            "runAsNonRoot": True,
+            "runAsUser": sec.uid,
+            "runAsGroup": sec.gid,
+            "readOnlyRootFilesystem": sec.read_only_root_fs,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": list(sec.drop_capabilities)},
+            "seccompProfile": dict(seccomp),
         },
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -281,18 +313,30 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}}
     selector = _selector(spec)
     spread = [
-        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-         "whenUnsatisfiable": "DoNotSchedule" if opts.zone_spread_required else "ScheduleAnyway",
-         "labelSelector": {"matchLabels": selector}, "matchLabelKeys": ["pod-template-hash"]},
-        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-         "labelSelector": {"matchLabels": selector}, "matchLabelKeys": ["pod-template-hash"]},
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule" if opts.zone_spread_required else "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+            "matchLabelKeys": ["pod-template-hash"],
+        },
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+            "matchLabelKeys": ["pod-template-hash"],
+        },
     ]
     pod_spec: dict[str, Any] = {
         "serviceAccountName": spec.name,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {
-            "runAsNonRoot": True, "runAsUser": sec.uid, "runAsGroup": sec.gid, "fsGroup": sec.gid,
+            "runAsNonRoot": True,
+            "runAsUser": sec.uid,
+            "runAsGroup": sec.gid,
+            "fsGroup": sec.gid,
             "seccompProfile": dict(seccomp),
         },
         "nodeSelector": {"kubernetes.io/os": "linux", "kubernetes.io/arch": ARCH_LABEL[spec.architecture]},
@@ -304,7 +348,8 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
     # No spec.replicas: the HorizontalPodAutoscaler owns the replica count (min scalingMinCount), so
     # neither `pulumi up` nor a GitOps sync resets a scaled-out Deployment.
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": _meta(spec, opts, spec.name, annotations=_skips(DEPLOYMENT_SKIPS, spec)),
         "spec": {
             "selector": {"matchLabels": selector},
@@ -313,7 +358,10 @@ def deployment(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
             "minReadySeconds": 5,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": dict(spec.labels), "annotations": {"csm.io/config-checksum": config_checksum(spec)}},
+                "metadata": {
+                    "labels": dict(spec.labels),
+                    "annotations": {"csm.io/config-checksum": config_checksum(spec)},
+                },
                 "spec": pod_spec,
             },
         },
@@ -328,7 +376,9 @@ DEPLOYMENT_SKIPS: dict[str, str] = {
 
 def _skips(skips: dict[str, str], spec: ServiceSpec) -> dict[str, str]:
     needed = {k: v for k, v in skips.items() if k != "CKV_K8S_35" or any(s.env for s in spec.secrets)}
-    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(needed.items()), start=1)}
+    return {
+        f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(needed.items()), start=1)
+    }
 
 
 def service(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
@@ -336,7 +386,9 @@ def service(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
     if opts.service_type == "NodePort" and opts.node_port:
         port["nodePort"] = opts.node_port
     return {
-        "apiVersion": "v1", "kind": "Service", "metadata": _meta(spec, opts, spec.name),
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec, opts, spec.name),
         "spec": {"type": opts.service_type, "selector": _selector(spec), "ports": [port]},
     }
 
@@ -347,10 +399,18 @@ PUBLIC_PATHS = ("/v1",)
 
 
 def _backend_rule(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
-    rule: dict[str, Any] = {"http": {"paths": [{
-        "path": path, "pathType": "Prefix",
-        "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
-    } for path in PUBLIC_PATHS]}}
+    rule: dict[str, Any] = {
+        "http": {
+            "paths": [
+                {
+                    "path": path,
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
+                }
+                for path in PUBLIC_PATHS
+            ]
+        }
+    }
     if opts.domain_name:
         rule["host"] = opts.domain_name
     return rule
@@ -363,7 +423,12 @@ def generic_ingress(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any
         body["ingressClassName"] = opts.ingress_class
     if opts.ingress_tls_secret:
         body["tls"] = [{"hosts": [opts.domain_name], "secretName": opts.ingress_tls_secret}]
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(spec, opts, spec.name), "spec": body}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(spec, opts, spec.name),
+        "spec": body,
+    }
 
 
 def ingress(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
@@ -393,16 +458,21 @@ def ingress(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
         "alb.ingress.kubernetes.io/target-group-attributes": f"deregistration_delay.timeout_seconds={spec.drain_seconds}",
     }
     if https:
-        annotations.update({
-            "alb.ingress.kubernetes.io/listen-ports": json.dumps([{"HTTP": 80}, {"HTTPS": 443}], separators=(",", ":")),
-            "alb.ingress.kubernetes.io/ssl-redirect": "443",
-            "alb.ingress.kubernetes.io/certificate-arn": opts.certificate_arn,
-            "alb.ingress.kubernetes.io/ssl-policy": opts.ssl_policy,
-        })
+        annotations.update(
+            {
+                "alb.ingress.kubernetes.io/listen-ports": json.dumps(
+                    [{"HTTP": 80}, {"HTTPS": 443}], separators=(",", ":")
+                ),
+                "alb.ingress.kubernetes.io/ssl-redirect": "443",
+                "alb.ingress.kubernetes.io/certificate-arn": opts.certificate_arn,
+                "alb.ingress.kubernetes.io/ssl-policy": opts.ssl_policy,
+            }
+        )
     else:
         annotations["alb.ingress.kubernetes.io/listen-ports"] = json.dumps([{"HTTP": 80}], separators=(",", ":"))
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
         "metadata": _meta(spec, opts, spec.name, annotations=annotations),
         "spec": {"ingressClassName": "alb", "rules": [_backend_rule(spec, opts)]},
     }
@@ -412,20 +482,33 @@ def horizontal_pod_autoscaler(spec: ServiceSpec, opts: KubernetesOptions) -> dic
     s = spec.scaling
 
     def utilization(resource: str, target: int) -> dict[str, Any]:
-        return {"type": "Resource", "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}}}
+        return {
+            "type": "Resource",
+            "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}},
+        }
 
     return {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _meta(spec, opts, spec.name),
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(spec, opts, spec.name),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
             "minReplicas": s.min,
             "maxReplicas": s.max,
             "metrics": [utilization("cpu", s.cpu_target), utilization("memory", s.memory_target)],
             "behavior": {
-                "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                            "policies": [{"type": "Percent", "value": 100, "periodSeconds": min(1800, max(15, s.scale_out_cooldown))}]},
-                "scaleDown": {"stabilizationWindowSeconds": s.scale_in_cooldown, "selectPolicy": "Min",
-                              "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+                "scaleUp": {
+                    "stabilizationWindowSeconds": 0,
+                    "selectPolicy": "Max",
+                    "policies": [
+                        {"type": "Percent", "value": 100, "periodSeconds": min(1800, max(15, s.scale_out_cooldown))}
+                    ],
+                },
+                "scaleDown": {
+                    "stabilizationWindowSeconds": s.scale_in_cooldown,
+                    "selectPolicy": "Min",
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                },
             },
         },
     }
@@ -434,20 +517,34 @@ def horizontal_pod_autoscaler(spec: ServiceSpec, opts: KubernetesOptions) -> dic
 def pod_disruption_budget(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
     # maxUnavailable 1 (not minAvailable): a single-replica dev stack can still drain its node.
     return {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(spec, opts, spec.name),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(spec)}, "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(spec, opts, spec.name),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": _selector(spec)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
 def network_policies(spec: ServiceSpec, opts: KubernetesOptions) -> list[dict[str, Any]]:
     deny = {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(spec, opts, "default-deny"),
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec, opts, "default-deny"),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
     }
     egress: list[dict[str, Any]] = [
-        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }
+            ],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
         {"ports": [{"protocol": "TCP", "port": spec.datastore.port}]},
     ]
     if spec.datastore.keyspaces:
@@ -458,7 +555,9 @@ def network_policies(spec: ServiceSpec, opts: KubernetesOptions) -> list[dict[st
             cidr, port = POD_IDENTITY_AGENT
             egress.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]})
     allow = {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(spec, opts, spec.name),
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec, opts, spec.name),
         "spec": {
             "podSelector": {"matchLabels": _selector(spec)},
             "policyTypes": ["Ingress", "Egress"],
@@ -504,10 +603,10 @@ def _manifests(spec: ServiceSpec, opts: KubernetesOptions, flavour: str) -> dict
 
 
 @register("eks")
-def render_files(cfg: "StackConfig", spec: ServiceSpec) -> dict[str, str]:
+def render_files(cfg: StackConfig, spec: ServiceSpec) -> dict[str, str]:
     return _manifests(spec, options_from_config(cfg), "EKS")
 
 
 @register("kubernetes")
-def render_kubernetes_files(cfg: "StackConfig", spec: ServiceSpec) -> dict[str, str]:
+def render_kubernetes_files(cfg: StackConfig, spec: ServiceSpec) -> dict[str, str]:
     return _manifests(spec, kubernetes_options(cfg), "any cluster")

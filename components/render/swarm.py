@@ -26,12 +26,14 @@ What the file holds, and why where it is not obvious:
 ("Ignoring unsupported options: security_opt", Docker CLI 28). On Swarm nodes no-new-privileges
 is a daemon setting (``"no-new-privileges": true`` in daemon.json); see the README.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
-from typing import Any, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
@@ -62,14 +64,16 @@ ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}  # spec architecture -> node.pla
 SECRET_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9])?$")
 
 
-def versioned_secret_name(stack: str, name: str, value: Union[str, bytes], key: Union[str, bytes, None] = None) -> str:
+def versioned_secret_name(stack: str, name: str, value: str | bytes, key: str | bytes | None = None) -> str:
     """Docker secret name for ``value``: ``<stack>-<name>-<first 12 hex of its HMAC-SHA256 under key>`` (<= 64 chars).
 
     The name is in the Pulumi state and in ``docker secret ls``: keyed with the stack's secret ``swarmSecretNameKey``, it
     cannot confirm a guessed value offline. Without a key (dev only, the config rules say), a plain SHA-256."""
     data = value.encode() if isinstance(value, str) else value
     if key:
-        version = hmac.new(key.encode() if isinstance(key, str) else key, data, hashlib.sha256).hexdigest()[:SECRET_VERSION_CHARS]
+        version = hmac.new(key.encode() if isinstance(key, str) else key, data, hashlib.sha256).hexdigest()[
+            :SECRET_VERSION_CHARS
+        ]
     else:
         version = hashlib.sha256(data).hexdigest()[:SECRET_VERSION_CHARS]
     prefix = f"{stack}-{name}"[: 64 - SECRET_VERSION_CHARS - 1].rstrip("-_.")
@@ -127,7 +131,7 @@ def _logging(cfg: Any, spec: ServiceSpec, stream: str) -> dict[str, Any]:
 
 def _placement(spec: ServiceSpec) -> dict[str, Any]:
     return {
-        "constraints": [f"node.platform.os == linux", f"node.platform.arch == {ARCH[spec.architecture]}"],
+        "constraints": ["node.platform.os == linux", f"node.platform.arch == {ARCH[spec.architecture]}"],
         "preferences": [{"spread": "node.labels.zone"}],
     }
 
@@ -149,10 +153,15 @@ def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) ->
         target = secret_target(secret)
         if secret.env:
             env[f"{secret.env}_FILE"] = target
-        mounts.append({
-            "source": secret_key(secret), "target": target,
-            "uid": str(sec.uid), "gid": str(sec.gid), "mode": SECRET_FILE_MODE,
-        })
+        mounts.append(
+            {
+                "source": secret_key(secret),
+                "target": target,
+                "uid": str(sec.uid),
+                "gid": str(sec.gid),
+                "mode": SECRET_FILE_MODE,
+            }
+        )
     monitor = _seconds(monitor_seconds(spec))
     service: dict[str, Any] = {
         "image": spec.image,
@@ -177,7 +186,9 @@ def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) ->
     if mounts:
         service["secrets"] = mounts
     if cfg.swarm.publish_mode == "ingress":
-        service["ports"] = [{"target": spec.port, "published": cfg.swarm.published_port, "protocol": "tcp", "mode": "ingress"}]
+        service["ports"] = [
+            {"target": spec.port, "published": cfg.swarm.published_port, "protocol": "tcp", "mode": "ingress"}
+        ]
     service["logging"] = _logging(cfg, spec, spec.name)
     cpus = _cpus(spec.resources.cpu_units)
     service["deploy"] = {
@@ -191,12 +202,20 @@ def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) ->
             "reservations": {"cpus": _cpus(spec.resources.cpu_units / 2), "memory": f"{spec.resources.memory_mib}M"},
         },
         "update_config": {
-            "parallelism": 1, "delay": UPDATE_DELAY, "order": "start-first",
-            "failure_action": "rollback", "monitor": monitor, "max_failure_ratio": 0,
+            "parallelism": 1,
+            "delay": UPDATE_DELAY,
+            "order": "start-first",
+            "failure_action": "rollback",
+            "monitor": monitor,
+            "max_failure_ratio": 0,
         },
         "rollback_config": {
-            "parallelism": 1, "delay": "0s", "order": "start-first",
-            "failure_action": "pause", "monitor": monitor, "max_failure_ratio": 0,
+            "parallelism": 1,
+            "delay": "0s",
+            "order": "start-first",
+            "failure_action": "pause",
+            "monitor": monitor,
+            "max_failure_ratio": 0,
         },
         "restart_policy": _restart_policy(),
         "placement": _placement(spec),
@@ -209,8 +228,15 @@ def proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
     if cfg.swarm.proxy_tls_secret:
         # TLS at the proxy: HAProxy serves HTTPS only on the published port (haproxy.cfg, PROXY_TLS_CERT).
         service["environment"]["PROXY_TLS_CERT"] = PROXY_TLS_PATH
-        service["secrets"] = [{"source": PROXY_TLS_KEY, "target": PROXY_TLS_PATH, "uid": str(spec.security.uid),
-                               "gid": str(spec.security.gid), "mode": SECRET_FILE_MODE}]
+        service["secrets"] = [
+            {
+                "source": PROXY_TLS_KEY,
+                "target": PROXY_TLS_PATH,
+                "uid": str(spec.security.uid),
+                "gid": str(spec.security.gid),
+                "mode": SECRET_FILE_MODE,
+            }
+        ]
     return service
 
 
@@ -225,8 +251,14 @@ def _proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
             "CSM_HEALTH_PATH": spec.health.ready_path,
         },
         **_hardening(spec),
-        "healthcheck": {"test": ["CMD", "proxy-healthcheck"], "interval": "5s", "timeout": "3s", "retries": 3,
-                        "start_period": "10s", "start_interval": "1s"},
+        "healthcheck": {
+            "test": ["CMD", "proxy-healthcheck"],
+            "interval": "5s",
+            "timeout": "3s",
+            "retries": 3,
+            "start_period": "10s",
+            "start_interval": "1s",
+        },
         "stop_signal": "SIGUSR1",  # HAProxy's soft stop: finish in-flight requests
         "stop_grace_period": "30s",
         "networks": [NETWORK],
@@ -240,8 +272,14 @@ def _proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
                 "reservations": {"cpus": "0.05", "memory": "32M"},
             },
             # A host-mode port cannot be bound twice on a node: the old proxy stops first.
-            "update_config": {"parallelism": 1, "delay": UPDATE_DELAY, "order": "stop-first",
-                              "failure_action": "rollback", "monitor": "20s", "max_failure_ratio": 0},
+            "update_config": {
+                "parallelism": 1,
+                "delay": UPDATE_DELAY,
+                "order": "stop-first",
+                "failure_action": "rollback",
+                "monitor": "20s",
+                "max_failure_ratio": 0,
+            },
             "rollback_config": {"parallelism": 1, "order": "stop-first", "failure_action": "pause", "monitor": "20s"},
             "restart_policy": _restart_policy(),
             "placement": {"constraints": _placement(spec)["constraints"]},
@@ -254,11 +292,11 @@ def placeholder_secret_names(cfg: Any, spec: ServiceSpec) -> dict[str, str]:
     names = {}
     for key in secret_keys(cfg, spec):
         real = versioned_secret_name(cfg.swarm.stack_name, key, b"")
-        names[key] = real[: -SECRET_VERSION_CHARS] + PLACEHOLDER_VERSION
+        names[key] = real[:-SECRET_VERSION_CHARS] + PLACEHOLDER_VERSION
     return names
 
 
-def stack_document(cfg: Any, spec: ServiceSpec, secret_names: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+def stack_document(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The stack file as data. ``secret_names``: secret key -> versioned Docker secret name."""
     keys = secret_keys(cfg, spec)
     names = dict(placeholder_secret_names(cfg, spec) if secret_names is None else secret_names)
@@ -269,7 +307,9 @@ def stack_document(cfg: Any, spec: ServiceSpec, secret_names: Optional[Mapping[s
     if bad:
         raise ValueError(f"not valid Docker secret names: {', '.join(bad)}")
     if cfg.swarm.endpoint_mode == "dnsrr" and cfg.swarm.publish_mode == "ingress":
-        raise ValueError("endpoint_mode dnsrr cannot publish through the ingress routing mesh (use swarmPublishMode host)")
+        raise ValueError(
+            "endpoint_mode dnsrr cannot publish through the ingress routing mesh (use swarmPublishMode host)"
+        )
     services = {spec.name: csm_service(cfg, spec, names)}
     if cfg.swarm.publish_mode == "host":
         services[PROXY_SERVICE] = proxy_service(cfg, spec)
@@ -294,7 +334,7 @@ HEADER = """\
 """
 
 
-def render_stack(cfg: Any, spec: ServiceSpec, secret_names: Optional[Mapping[str, str]] = None) -> str:
+def render_stack(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str] | None = None) -> str:
     doc = stack_document(cfg, spec, secret_names)
     return HEADER.format(stack=cfg.swarm.stack_name) + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
@@ -302,4 +342,3 @@ def render_stack(cfg: Any, spec: ServiceSpec, secret_names: Optional[Mapping[str
 @register("swarm")
 def render_files(cfg: Any, spec: ServiceSpec) -> dict[str, str]:
     return {STACK_FILE: render_stack(cfg, spec)}
-

@@ -1,5 +1,6 @@
 """bandit on the repository's Python. A `# nosec` counts as a suppression only when it names the
 test id and gives a reason after it."""
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,9 @@ def bandit_reason(line_text: str, test_id: str) -> str | None:
 
 
 def scan(root: Path, files: list[str]) -> ToolReport:
-    report = ToolReport("bandit", "app/src, components, policy, security and the program's root *.py",
-                        "Python files", files=files)
+    report = ToolReport(
+        "bandit", "app/src, components, policy, security and the program's root *.py", "Python files", files=files
+    )
     if not files:
         report.note = "no Python file found"
         return report
@@ -32,8 +34,15 @@ def scan(root: Path, files: list[str]) -> ToolReport:
     everything = read_json(run([binary, "-f", "json", "-q", "--ignore-nosec", *files], root), "bandit")
     report.stats = {"lines of code": enforced["metrics"]["_totals"]["loc"]}
     for err in enforced.get("errors", []):
-        report.findings.append(Finding("bandit", "ERROR", err.get("filename", "?").removeprefix("./"), 0,
-                                       f"bandit could not scan this file: {err.get('reason', '')}"))
+        report.findings.append(
+            Finding(
+                "bandit",
+                "ERROR",
+                err.get("filename", "?").removeprefix("./"),
+                0,
+                f"bandit could not scan this file: {err.get('reason', '')}",
+            )
+        )
     for r in enforced["results"] + everything["results"]:
         r["filename"] = r["filename"].removeprefix("./")
     reported = {(r["filename"], r["line_number"], r["test_id"]) for r in enforced["results"]}
@@ -46,6 +55,7 @@ def scan(root: Path, files: list[str]) -> ToolReport:
             if reason is None:
                 unreasoned = True
                 message += f" [nosec without the test id {r['test_id']} and a reason]"
-        report.findings.append(Finding("bandit", r["test_id"], r["filename"], r["line_number"], message,
-                                       reason, unreasoned))
+        report.findings.append(
+            Finding("bandit", r["test_id"], r["filename"], r["line_number"], message, reason, unreasoned)
+        )
     return report

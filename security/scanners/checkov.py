@@ -4,6 +4,7 @@ given for each, and its secrets framework on every file any scanner looks at.
 A file its framework produced no result for was not scanned (checkov skips files it cannot parse or
 that fail its schema, silently): that is a NOT_SCANNED finding, never a silent pass. A
 `checkov:skip=` without a reason is not honoured."""
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,16 @@ def scan(root: Path, scanned: dict[str, list[str]], secrets_files: list[str]) ->
         for rep in reports.values():
             rep.note = "nothing to scan"
         return [reports[k] for k in sorted(reports)]
-    argv = [sys.executable, "-m", "security.checkov_compat", "--skip-download", "-o", "json",
-            "--framework", *sorted(set(scanned) | {"secrets"})]
+    argv = [
+        sys.executable,
+        "-m",
+        "security.checkov_compat",
+        "--skip-download",
+        "-o",
+        "json",
+        "--framework",
+        *sorted(set(scanned) | {"secrets"}),
+    ]
     for f in all_files:
         argv += ["-f", f]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
@@ -61,7 +70,9 @@ def scan(root: Path, scanned: dict[str, list[str]], secrets_files: list[str]) ->
         rep = reports[kind]
         body = res.get("results") or {}
         for path in body.get("parsing_errors", []):
-            rep.findings.append(Finding(rep.tool, "PARSE", _relpath(root, path), 0, "checkov could not parse this file"))
+            rep.findings.append(
+                Finding(rep.tool, "PARSE", _relpath(root, path), 0, "checkov could not parse this file")
+            )
             seen[kind].add(_relpath(root, path))
         for state, stat in (("passed_checks", "passed"), ("failed_checks", "failed"), ("skipped_checks", "skipped")):
             for item in body.get(state, []):
@@ -84,9 +95,16 @@ def scan(root: Path, scanned: dict[str, list[str]], secrets_files: list[str]) ->
         rep = reports[kind]
         for f in files:
             if f not in seen[kind]:
-                rep.findings.append(Finding(rep.tool, "NOT_SCANNED", f, 0,
-                                            f"checkov's {kind} framework produced no result for this file "
-                                            "(unparseable, or rejected by its schema)"))
+                rep.findings.append(
+                    Finding(
+                        rep.tool,
+                        "NOT_SCANNED",
+                        f,
+                        0,
+                        f"checkov's {kind} framework produced no result for this file "
+                        "(unparseable, or rejected by its schema)",
+                    )
+                )
         if not files:
             rep.note = "no file to scan"
     return [reports[k] for k in sorted(reports)]

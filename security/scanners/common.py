@@ -1,4 +1,5 @@
 """What every scanner module shares: a finding, a tool's report, and running a pinned binary."""
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,10 @@ class Finding:
 @dataclass
 class ToolReport:
     """What one tool was given, what it said about its own run, and what it found."""
+
     tool: str
-    scope: str                      # what the tool looks at, in words
-    unit: str = "files"             # what `files` are, for the summary line
+    scope: str  # what the tool looks at, in words
+    unit: str = "files"  # what `files` are, for the summary line
     version: str = ""
     files: list[str] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)  # counts the tool itself reported
@@ -68,8 +70,9 @@ class ToolReport:
         if unreasoned:
             found += f" ({unreasoned} suppressed without a reason)"
         found += f", {len(self.suppressed)} suppressed with a reason"
-        return "  ".join(part for part in (f"{name:<30}", f"{scanned:<20}", found, stats and f"[{stats}]",
-                                            self.note) if part)
+        return "  ".join(
+            part for part in (f"{name:<30}", f"{scanned:<20}", found, stats and f"[{stats}]", self.note) if part
+        )
 
 
 def tool_bin(name: str) -> str:
@@ -81,8 +84,15 @@ def tool_bin(name: str) -> str:
 
 def run(argv: list[str], root: Path, ok_codes=(0, 1), env: dict | None = None) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env,  # nosec B603 # argv list from tool_bin() or this venv's python, no shell
-                              timeout=TOOL_TIMEOUT, check=False)
+        proc = subprocess.run(  # nosec B603 # argv list from tool_bin() or this venv's python, no shell
+            argv,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=TOOL_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise ScanError(f"{argv[0]} timed out after {TOOL_TIMEOUT}s") from exc
     if proc.returncode not in ok_codes:

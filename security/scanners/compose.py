@@ -1,5 +1,6 @@
 """The Compose rules (security/compose_rules.py) on every Compose and Swarm stack file: checkov has
 no framework for them. A `# csm-scan:skip=` without a reason is not honoured."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +10,13 @@ from security.scanners.common import Finding, ToolReport
 
 
 def scan(root: Path, files: list[tuple[str, bool, bool]]) -> ToolReport:
-    report = ToolReport("compose", "deploy/**/compose and stack files, and build/rendered/<stack>/swarm/",
-                        "Compose/stack files", files=[f for f, _, _ in files],
-                        stats={"rules": len(compose_rules.RULES), "services": 0})
+    report = ToolReport(
+        "compose",
+        "deploy/**/compose and stack files, and build/rendered/<stack>/swarm/",
+        "Compose/stack files",
+        files=[f for f, _, _ in files],
+        stats={"rules": len(compose_rules.RULES), "services": 0},
+    )
     if not files:
         report.note = "no Compose or stack file found"
     for path, swarm, local in files:

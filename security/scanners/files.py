@@ -1,14 +1,27 @@
 """Which files each scanner is given (paths relative to the repository root)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache", ".local", "build",
-             "tests", "testdata", ".mypy_cache", ".ruff_cache"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    ".local",
+    "build",
+    "tests",
+    "testdata",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 PYTHON_DIRS = ("app/src", "components", "policy", "security")
 RENDERED_K8S = ("eks", "kubernetes")
 
@@ -31,8 +44,11 @@ def rel(root: Path, path: Path) -> str:
 
 
 def dockerfiles(root: Path) -> list[str]:
-    return sorted(rel(root, p) for p in walk(root, ".")
-                  if p.name == "Dockerfile" or p.name.startswith("Dockerfile.") or p.name.endswith(".Dockerfile"))
+    return sorted(
+        rel(root, p)
+        for p in walk(root, ".")
+        if p.name == "Dockerfile" or p.name.startswith("Dockerfile.") or p.name.endswith(".Dockerfile")
+    )
 
 
 def workflows(root: Path) -> list[str]:

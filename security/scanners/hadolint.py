@@ -1,5 +1,6 @@
 """hadolint on every Dockerfile. A finding silenced by `# hadolint ignore=` counts as suppressed only
 when the comment line above the pragma says why."""
+
 from __future__ import annotations
 
 import re
@@ -32,7 +33,9 @@ def scan(root: Path, files: list[str]) -> ToolReport:
     binary = tool_bin("hadolint")
     report.version = run([binary, "--version"], root, ok_codes=(0,)).stdout.split()[-1]
     enforced = read_json(run([binary, "-f", "json", "--no-fail", *files], root), "hadolint")
-    everything = read_json(run([binary, "-f", "json", "--no-fail", "--disable-ignore-pragma", *files], root), "hadolint")
+    everything = read_json(
+        run([binary, "-f", "json", "--no-fail", "--disable-ignore-pragma", *files], root), "hadolint"
+    )
     reported = {(f["file"], f["line"], f["code"]) for f in enforced}
     for f in everything:
         reason, unreasoned = None, False
@@ -42,6 +45,7 @@ def scan(root: Path, files: list[str]) -> ToolReport:
             if reason is None:
                 unreasoned = True
                 f["message"] += " [ignore pragma without a reason comment on the line above it]"
-        report.findings.append(Finding("hadolint", f["code"], f["file"], f["line"], f"{f['level']}: {f['message']}",
-                                       reason, unreasoned))
+        report.findings.append(
+            Finding("hadolint", f["code"], f["file"], f["line"], f"{f['level']}: {f['message']}", reason, unreasoned)
+        )
     return report

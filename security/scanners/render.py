@@ -3,6 +3,7 @@ files scanned are the ones the program deploys.
 
 The renderer is called directly with the dev venv's Python (not through make, whose venv
 prerequisite would re-sync .venv under a running test session)."""
+
 from __future__ import annotations
 
 import re
@@ -27,18 +28,32 @@ def run(root: Path) -> ToolReport:
         return report
     python = root / ".venv" / "bin" / "python"
     if not python.exists():
-        report.findings.append(Finding("render", "RENDER", "components/render_all.py", 0,
-                                       ".venv is missing: run make venv so the manifests can be rendered"))
+        report.findings.append(
+            Finding(
+                "render",
+                "RENDER",
+                "components/render_all.py",
+                0,
+                ".venv is missing: run make venv so the manifests can be rendered",
+            )
+        )
         return report
     try:
-        proc = subprocess.run([str(python), "-m", "components.render_all", *names], cwd=root,  # nosec B603 # fixed argv: the repository's own renderer
-                              capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False)
+        proc = subprocess.run(  # nosec B603 # fixed argv: the repository's own renderer
+            [str(python), "-m", "components.render_all", *names],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         proc = subprocess.CompletedProcess([], 124, "", "timed out")
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        report.findings.append(Finding("render", "RENDER", "components/render_all.py", 0,
-                                       f"exited {proc.returncode}: {' | '.join(tail)}"))
+        report.findings.append(
+            Finding("render", "RENDER", "components/render_all.py", 0, f"exited {proc.returncode}: {' | '.join(tail)}")
+        )
         return report
     report.files = names
     report.stats = {"files written": len(rendered(root, ["*"], exts=(".yaml", ".yml", ".json")))}

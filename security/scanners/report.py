@@ -1,4 +1,5 @@
 """The gate over every tool's findings, and the reports: Markdown, JSON and one SARIF file per tool."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -8,10 +9,16 @@ from pathlib import Path
 
 from security.scanners.common import ToolReport
 
-GATE_RULE = ("zero unsuppressed findings; a suppression counts only when it is written in place with a reason, "
-             "and a file a tool could not scan is a finding")
-INFO_URI = {"hadolint": "https://github.com/hadolint/hadolint", "bandit": "https://bandit.readthedocs.io/",
-            "compose": "security/compose_rules.py", "checkov": "https://www.checkov.io/"}
+GATE_RULE = (
+    "zero unsuppressed findings; a suppression counts only when it is written in place with a reason, "
+    "and a file a tool could not scan is a finding"
+)
+INFO_URI = {
+    "hadolint": "https://github.com/hadolint/hadolint",
+    "bandit": "https://bandit.readthedocs.io/",
+    "compose": "security/compose_rules.py",
+    "checkov": "https://www.checkov.io/",
+}
 
 
 @dataclass(frozen=True)
@@ -28,14 +35,20 @@ class Gate:
     def line(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
         unreasoned = f" ({self.unreasoned} of them suppressed without a reason)" if self.unreasoned else ""
-        return (f"gate: {verdict}: {self.unsuppressed} unsuppressed findings{unreasoned} from {self.tools} tools; "
-                f"{self.suppressed} suppressions, each with a reason")
+        return (
+            f"gate: {verdict}: {self.unsuppressed} unsuppressed findings{unreasoned} from {self.tools} tools; "
+            f"{self.suppressed} suppressions, each with a reason"
+        )
 
 
 def gate(reports: list[ToolReport]) -> Gate:
     findings = [f for r in reports for f in r.findings]
-    return Gate(unsuppressed=sum(not f.suppressed for f in findings), suppressed=sum(f.suppressed for f in findings),
-                unreasoned=sum(f.unreasoned for f in findings), tools=len(reports))
+    return Gate(
+        unsuppressed=sum(not f.suppressed for f in findings),
+        suppressed=sum(f.suppressed for f in findings),
+        unreasoned=sum(f.unreasoned for f in findings),
+        tools=len(reports),
+    )
 
 
 def sarif_name(report: ToolReport) -> str:
@@ -54,8 +67,12 @@ def sarif(report: ToolReport) -> dict:
         location: dict = {"artifactLocation": {"uri": f.target}}
         if region:
             location["region"] = region
-        result: dict = {"ruleId": f.rule, "level": "error", "message": {"text": f.message},
-                        "locations": [{"physicalLocation": location}]}
+        result: dict = {
+            "ruleId": f.rule,
+            "level": "error",
+            "message": {"text": f.message},
+            "locations": [{"physicalLocation": location}],
+        }
         if f.suppressed:
             result["suppressions"] = [{"kind": "inSource", "justification": f.suppressed_reason}]
         results.append(result)
@@ -63,28 +80,48 @@ def sarif(report: ToolReport) -> dict:
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{"tool": {"driver": driver}, "results": results,
-                  "artifacts": [{"location": {"uri": path}} for path in report.files]}],
+        "runs": [
+            {
+                "tool": {"driver": driver},
+                "results": results,
+                "artifacts": [{"location": {"uri": path}} for path in report.files],
+            }
+        ],
     }
 
 
 def as_json(reports: list[ToolReport], result: Gate) -> dict:
     return {
         "gate": {"rule": GATE_RULE, "passed": result.passed, **asdict(result)},
-        "tools": [dict(asdict(r), unsuppressed=len(r.unsuppressed), suppressed=len(r.suppressed),
-                       sarif=f"sarif/{sarif_name(r)}") for r in reports],
+        "tools": [
+            dict(
+                asdict(r),
+                unsuppressed=len(r.unsuppressed),
+                suppressed=len(r.suppressed),
+                sarif=f"sarif/{sarif_name(r)}",
+            )
+            for r in reports
+        ],
     }
 
 
 def markdown(reports: list[ToolReport], result: Gate) -> str:
-    lines = ["# Security scan", "", f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC", "",
-             f"**{'Passed' if result.passed else 'FAILED'}.** The gate: {GATE_RULE}.", "",
-             "| tool | version | scanned | unsuppressed | suppressed with a reason | the tool's own counts | note |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Security scan",
+        "",
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"**{'Passed' if result.passed else 'FAILED'}.** The gate: {GATE_RULE}.",
+        "",
+        "| tool | version | scanned | unsuppressed | suppressed with a reason | the tool's own counts | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in reports:
         stats = ", ".join(f"{v} {k}" for k, v in r.stats.items())
-        lines.append(f"| {r.tool} | {r.version} | {len(r.files)} {r.unit} | {len(r.unsuppressed)} | "
-                     f"{len(r.suppressed)} | {stats} | {r.note} |")
+        lines.append(
+            f"| {r.tool} | {r.version} | {len(r.files)} {r.unit} | {len(r.unsuppressed)} | "
+            f"{len(r.suppressed)} | {stats} | {r.note} |"
+        )
     failing = [f for r in reports for f in r.unsuppressed]
     suppressed = [f for r in reports for f in r.suppressed]
     lines += ["", f"## Unsuppressed findings ({len(failing)})", ""]

@@ -1,4 +1,5 @@
 """Fixtures shared by the e2e tests: the local Kubernetes cluster (kube_fixture.py)."""
+
 from __future__ import annotations
 
 from kube_fixture import kube_cluster  # noqa: F401  (the session fixture, for every e2e module)

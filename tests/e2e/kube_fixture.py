@@ -10,6 +10,7 @@ Tests decorated with ``@run_last`` are moved to the end of the session (conftest
 If the cluster was up before the session, the fixture brings it up again afterwards.
 Under CI=true a missing prerequisite (root, the engine, a toolchain binary) FAILS; it skips elsewhere.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -32,11 +33,15 @@ UP_TIMEOUT = 1800  # cold: images, Cassandra's first start, on a busy 2-core mac
 DOWN_TIMEOUT = 300
 
 
-def run(*args: str, timeout: float = 120, check: bool = True, stdin: Optional[str] = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, timeout: float = 120, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=stdin, cwd=ROOT)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n"
-                             f"--- stderr\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n"
+            f"--- stderr\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -76,7 +81,9 @@ class KubeCluster:
     state: Path = STATE
     down_done: bool = field(default=False)
 
-    def kubectl(self, *args: str, timeout: float = 120, check: bool = True, stdin: Optional[str] = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, timeout: float = 120, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return run(str(KUBE), "kubectl", *args, timeout=timeout, check=check, stdin=stdin)
 
     def json(self, *args: str) -> dict:
@@ -86,7 +93,7 @@ class KubeCluster:
         self.kubectl("apply", "-f", "-", stdin=manifest)
 
 
-def _missing_prerequisite() -> Optional[str]:
+def _missing_prerequisite() -> str | None:
     if os.geteuid() != 0:
         return "localengine/kube needs root"
     for tool in ("docker", "containerd", "iptables", "openssl"):
@@ -104,7 +111,10 @@ def _missing_prerequisite() -> Optional[str]:
 def _cluster_runs() -> bool:
     if not ADMIN_KUBECONFIG.exists():
         return False
-    return kube("kubectl", "get", "--raw", "/readyz", "--request-timeout", "5s", timeout=30, check=False).stdout.strip() == "ok"
+    return (
+        kube("kubectl", "get", "--raw", "/readyz", "--request-timeout", "5s", timeout=30, check=False).stdout.strip()
+        == "ok"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +129,9 @@ def kube_cluster() -> Iterator[KubeCluster]:
     result = kube("up")
     seconds = time.monotonic() - started
     print(f"\nlocalengine/kube up: {seconds:.0f} s")
-    cluster = KubeCluster(kubeconfig=Path(result.stdout.strip().splitlines()[-1]), up_output=result,
-                          up_seconds=seconds, was_up=was_up)
+    cluster = KubeCluster(
+        kubeconfig=Path(result.stdout.strip().splitlines()[-1]), up_output=result, up_seconds=seconds, was_up=was_up
+    )
     yield cluster
     if cluster.down_done and was_up:
         kube("up")

@@ -7,6 +7,7 @@ to 127.0.0.1 (the API server, a NodePort); pod-side checks run inside pods (`kub
 The `down` check is decorated with ``run_last``: it runs after every other test of the session.
 Under CI=true a missing prerequisite fails, never skips.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,14 +19,21 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from kube_fixture import KUBE, KubeCluster, kube, run, run_last, wait_until
+from kube_fixture import KubeCluster, kube, run, run_last, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine, pytest.mark.kube]
 
 NAMESPACE = "csm-kube-e2e"
 RESTRICTED_NAMESPACE = "csm-kube-e2e-restricted"
-SERVICES = ("containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
+SERVICES = (
+    "containerd",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+)
 
 
 def busybox_image(cluster: KubeCluster) -> str:
@@ -92,7 +100,14 @@ metadata:
   labels: {{pod-security.kubernetes.io/enforce: restricted}}
 """)
     try:
-        result = kube_cluster.kubectl("-n", RESTRICTED_NAMESPACE, "apply", "-f", "-", check=False, stdin="""
+        result = kube_cluster.kubectl(
+            "-n",
+            RESTRICTED_NAMESPACE,
+            "apply",
+            "-f",
+            "-",
+            check=False,
+            stdin="""
 apiVersion: v1
 kind: Pod
 metadata: {name: privileged}
@@ -101,7 +116,8 @@ spec:
     - name: c
       image: 127.0.0.1:5000/csm/pause:none
       securityContext: {privileged: true}
-""")
+""",
+        )
         assert result.returncode != 0, result.stdout
         assert 'violates PodSecurity "restricted:latest"' in result.stderr, result.stderr
         assert "privileged" in result.stderr
@@ -121,12 +137,14 @@ def test_cluster_dns_resolves_service_names_from_a_pod(kube_cluster: KubeCluster
     assert "nameserver 10.96.0.10" in resolv
     kube_dns = kube_cluster.json("-n", "kube-system", "get", "service", "kube-dns")
     assert kube_dns["spec"]["clusterIP"] == "10.96.0.10"
-    for name, namespace in (("kubernetes.default.svc.cluster.local", "default"),
-                            (f"probe.{NAMESPACE}.svc.cluster.local", NAMESPACE),
-                            ("cassandra.cassandra.svc.cluster.local", "cassandra")):
+    for name, namespace in (
+        ("kubernetes.default.svc.cluster.local", "default"),
+        (f"probe.{NAMESPACE}.svc.cluster.local", NAMESPACE),
+        ("cassandra.cassandra.svc.cluster.local", "cassandra"),
+    ):
         service = name.split(".")[0]
         cluster_ip = kube_cluster.json("-n", namespace, "get", "service", service)["spec"]["clusterIP"]
-        addresses = wait_until(f"{name} resolves", lambda: nslookup(kube_cluster, name), timeout=60)
+        addresses = wait_until(f"{name} resolves", lambda name=name: nslookup(kube_cluster, name), timeout=60)
         assert addresses == [cluster_ip], (name, addresses)
 
 
@@ -134,14 +152,25 @@ def test_a_nodeport_service_answers_on_127_0_0_1(kube_cluster: KubeCluster, prob
     def get() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{probe}/", timeout=5) as response:
             return response.read().decode()
+
     assert wait_until("the NodePort answers", get, timeout=60).strip() == "hello-from-kube"
 
 
 def test_pods_reach_the_api_server_through_the_kubernetes_service(kube_cluster: KubeCluster, probe: str):
     # 10.96.0.1:443 -> (kube-proxy) -> the loopback DNAT -> the API server on 127.0.0.1:6443.
     # Plain HTTP to the TLS port: the API server's TLS listener itself answers 400 (busybox has no TLS client).
-    out = kube_cluster.kubectl("-n", NAMESPACE, "exec", "probe", "--", "/busybox", "sh", "-c",
-                               'printf "GET / HTTP/1.0\\r\\n\\r\\n" | /busybox nc -w 10 10.96.0.1 443', check=False)
+    out = kube_cluster.kubectl(
+        "-n",
+        NAMESPACE,
+        "exec",
+        "probe",
+        "--",
+        "/busybox",
+        "sh",
+        "-c",
+        'printf "GET / HTTP/1.0\\r\\n\\r\\n" | /busybox nc -w 10 10.96.0.1 443',
+        check=False,
+    )
     assert "Client sent an HTTP request to an HTTPS server" in out.stdout, (out.stdout, out.stderr)
 
 
@@ -152,9 +181,12 @@ def test_metrics_api_returns_pod_metrics(kube_cluster: KubeCluster):
     def top() -> str:
         out = kube_cluster.kubectl("top", "pod", "-n", "kube-system", "--no-headers", check=False)
         return out.stdout if out.returncode == 0 and "coredns" in out.stdout else ""
+
     lines = wait_until("kubectl top pod", top, timeout=240, interval=5)
     assert re.search(r"coredns-\S+\s+\d+m\s+\d+Mi", str(lines)), lines
-    metrics = json.loads(kube_cluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods").stdout)
+    metrics = json.loads(
+        kube_cluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods").stdout
+    )
     assert metrics["items"], metrics
 
 
@@ -162,8 +194,17 @@ def test_cassandra_answers_cql_at_its_cluster_dns_name(kube_cluster: KubeCluster
     deployment = kube_cluster.json("-n", "cassandra", "get", "deployment", "cassandra")
     assert deployment["status"].get("readyReplicas") == 1
     assert "@sha256:" in deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    out = kube_cluster.kubectl("-n", "cassandra", "exec", "deploy/cassandra", "--", "cql", "-h",
-                               "cassandra.cassandra.svc.cluster.local", "SELECT data_center FROM system.local")
+    out = kube_cluster.kubectl(
+        "-n",
+        "cassandra",
+        "exec",
+        "deploy/cassandra",
+        "--",
+        "cql",
+        "-h",
+        "cassandra.cassandra.svc.cluster.local",
+        "SELECT data_center FROM system.local",
+    )
     assert out.returncode == 0
     namespace = kube_cluster.json("get", "namespace", "cassandra")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -177,9 +218,14 @@ def service_pids() -> dict[str, str]:
 def test_a_second_up_takes_seconds_and_changes_nothing(kube_cluster: KubeCluster):
     pids = service_pids()
     assert set(pids) == set(SERVICES), pids
+
     def staying_pods() -> set[str]:
         # Pods already on their way out (an image the session's first up replaced) are not the point.
-        return {p["metadata"]["uid"] for p in kube_cluster.json("get", "pods", "-A")["items"] if "deletionTimestamp" not in p["metadata"]}
+        return {
+            p["metadata"]["uid"]
+            for p in kube_cluster.json("get", "pods", "-A")["items"]
+            if "deletionTimestamp" not in p["metadata"]
+        }
 
     pods = staying_pods()
     started = time.monotonic()
@@ -210,7 +256,9 @@ def shim_sockets() -> list[Path]:
             continue
         if "containerd-shim-runc-v2" in args[0] and CONTAINERD_SOCK in args:
             ns, sandbox = args[args.index("-namespace") + 1], args[args.index("-id") + 1]
-            sockets.append(Path("/run/containerd/s") / hashlib.sha256(f"{CONTAINERD_SOCK}/{ns}/{sandbox}".encode()).hexdigest())
+            sockets.append(
+                Path("/run/containerd/s") / hashlib.sha256(f"{CONTAINERD_SOCK}/{ns}/{sandbox}".encode()).hexdigest()
+            )
     return sockets
 
 
@@ -228,11 +276,16 @@ def leftovers(state: Path, bridge_ports: list[str], sockets: list[Path]) -> list
         if mount.startswith((str(state) + "/", "/run/csm-local-kube")):
             found.append(f"mount {mount}")
     links = run("ip", "-o", "link").stdout
-    found += [f"link {name}" for name in ["csmk8s0", *bridge_ports] if re.search(rf"^\d+: {re.escape(name)}[@:]", links, re.M)]
+    found += [
+        f"link {name}" for name in ["csmk8s0", *bridge_ports] if re.search(rf"^\d+: {re.escape(name)}[@:]", links, re.M)
+    ]
     for save in ("iptables-save", "ip6tables-save"):
         rules = run(save).stdout
-        found += [f"{save}: {line}" for line in rules.splitlines()
-                  if re.search(r"KUBE-|CNI-|CSM-KUBE|csmk8s0|csm-local-kube", line)]
+        found += [
+            f"{save}: {line}"
+            for line in rules.splitlines()
+            if re.search(r"KUBE-|CNI-|CSM-KUBE|csmk8s0|csm-local-kube", line)
+        ]
     found += [f"cgroup {path}" for path in Path("/sys/fs/cgroup").glob("*/kubepods")]
     return found
 

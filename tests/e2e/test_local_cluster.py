@@ -30,26 +30,40 @@ NODES = ("cassandra", "cassandra2", "cassandra3")
 
 
 def _make_up(nodes: int) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["make", "--no-print-directory", "up", f"CASSANDRA_NODES={nodes}"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, (f"make up CASSANDRA_NODES={nodes} exited {result.returncode}\n"
-                                    f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}")
+    result = subprocess.run(
+        ["make", "--no-print-directory", "up", f"CASSANDRA_NODES={nodes}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert result.returncode == 0, (
+        f"make up CASSANDRA_NODES={nodes} exited {result.returncode}\n"
+        f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    )
     return result
 
 
 def _harness(*args: str) -> None:
-    subprocess.run([str(ROOT / "localengine" / "csm-local"), *args], cwd=ROOT, check=True, timeout=300,
-                   capture_output=True)
+    subprocess.run(
+        [str(ROOT / "localengine" / "csm-local"), *args], cwd=ROOT, check=True, timeout=300, capture_output=True
+    )
 
 
 def _containers() -> dict[str, dict]:
     """Running and stopped containers of the stack, by Compose service."""
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                         capture_output=True, text=True, check=True, timeout=30).stdout.split()
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.split()
     if not ids:
         return {}
-    inspected = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
-                                          check=True, timeout=30).stdout)
+    inspected = json.loads(
+        subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True, timeout=30).stdout
+    )
     return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
 
 
@@ -66,9 +80,14 @@ def _address(container: dict) -> str:
 def _cql(address: str):
     password = (SECRETS / "cassandra_superuser_password").read_text().strip()
     # Every query goes to this node: system.peers and the login are that node's own.
-    cluster = Cluster([address], auth_provider=PlainTextAuthProvider("cassandra", password), protocol_version=5,
-                      load_balancing_policy=WhiteListRoundRobinPolicy([address]),
-                      connect_timeout=10, control_connection_timeout=10)
+    cluster = Cluster(
+        [address],
+        auth_provider=PlainTextAuthProvider("cassandra", password),
+        protocol_version=5,
+        load_balancing_policy=WhiteListRoundRobinPolicy([address]),
+        connect_timeout=10,
+        control_connection_timeout=10,
+    )
     return cluster, cluster.connect()
 
 
@@ -78,8 +97,16 @@ def _client() -> httpx.Client:
 
 
 def _issue(client: httpx.Client, authority_id: str, name: str) -> dict:
-    response = client.post("/v1/certificates", json={"authority_id": authority_id, "kind": "node",
-                                                      "common_name": name, "dns_names": [name], "validity_days": 30})
+    response = client.post(
+        "/v1/certificates",
+        json={
+            "authority_id": authority_id,
+            "kind": "node",
+            "common_name": name,
+            "dns_names": [name],
+            "validity_days": 30,
+        },
+    )
     assert response.status_code == 201, f"issuing {name}: {response.status_code} {response.text}"
     return response.json()
 
@@ -129,11 +156,15 @@ def test_three_nodes_form_one_ring(cluster_stack):
 def test_keyspace_and_logins_are_replicated_to_all_three(cluster_stack):
     cluster, session = _cql(_address(_containers()["cassandra"]))
     try:
-        replication = {row.keyspace_name: row.replication for row in
-                       session.execute("SELECT keyspace_name, replication FROM system_schema.keyspaces")}
+        replication = {
+            row.keyspace_name: row.replication
+            for row in session.execute("SELECT keyspace_name, replication FROM system_schema.keyspaces")
+        }
     finally:
         cluster.shutdown()
-    assert replication["csm"].get("replication_factor", replication["csm"].get("datacenter1")) == "3", replication["csm"]
+    assert replication["csm"].get("replication_factor", replication["csm"].get("datacenter1")) == "3", replication[
+        "csm"
+    ]
     assert replication["system_auth"].get("datacenter1") == "3", replication["system_auth"]
     assert "Data:      volumes" in cluster_stack.stdout and "3 Cassandra nodes" in cluster_stack.stdout
 
@@ -173,9 +204,9 @@ def test_make_up_with_one_node_stops_the_other_two_and_keeps_their_data(cluster_
     _make_up(1)
     containers = _containers()
     assert set(containers) == {"cassandra", "csm"}, sorted(containers)
-    assert _data_volume(containers["cassandra"]) not in volumes.values(), (
-        "the one-node stack uses a three-node volume")
-    names = subprocess.run(["docker", "volume", "ls", "--format", "{{.Name}}"], capture_output=True, text=True,
-                           check=True, timeout=30).stdout.split()
+    assert _data_volume(containers["cassandra"]) not in volumes.values(), "the one-node stack uses a three-node volume"
+    names = subprocess.run(
+        ["docker", "volume", "ls", "--format", "{{.Name}}"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
     assert set(volumes.values()) <= set(names), f"a node's volume is gone: {volumes}"
     assert httpx.get(f"{BASE_URL}/health/ready", timeout=10).status_code == 200

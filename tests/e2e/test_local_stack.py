@@ -46,7 +46,10 @@ def _harness(*args: str, timeout: float = UP_TIMEOUT) -> subprocess.CompletedPro
 def _containers() -> list[dict[str, str]]:
     result = subprocess.run(
         ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format", "{{json .}}"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
@@ -78,8 +81,15 @@ def test_up_prints_where_the_token_is_and_is_ready(stack):
 
 
 def test_generated_secrets_are_private_files(stack):
-    for name in ("api_token", "master_key", "cassandra_superuser_password",
-                 "csm_api_tokens", "csm_master_key", "csm_cassandra_password", "cassandra_password"):
+    for name in (
+        "api_token",
+        "master_key",
+        "cassandra_superuser_password",
+        "csm_api_tokens",
+        "csm_master_key",
+        "csm_cassandra_password",
+        "cassandra_password",
+    ):
         mode = (SECRETS / name).stat().st_mode & 0o777
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
     assert (SECRETS.stat().st_mode & 0o777) == 0o700
@@ -92,8 +102,9 @@ def test_requests_without_the_token_are_refused(stack):
 
 def test_csm_container_is_locked_down(stack):
     (csm,) = [c for c in _containers() if c["Labels"].find("com.docker.compose.service=csm") >= 0]
-    inspected = json.loads(subprocess.run(["docker", "inspect", csm["ID"]], capture_output=True, text=True,
-                                          check=True, timeout=30).stdout)[0]
+    inspected = json.loads(
+        subprocess.run(["docker", "inspect", csm["ID"]], capture_output=True, text=True, check=True, timeout=30).stdout
+    )[0]
     host = inspected["HostConfig"]
     assert inspected["Config"]["User"] == "65532:65532"
     assert host["ReadonlyRootfs"] is True
@@ -114,8 +125,14 @@ def test_certificate_survives_down_and_up(stack):
         assert authority.status_code == 201, authority.text
         issued = client.post(
             "/v1/certificates",
-            json={"authority_id": authority.json()["id"], "kind": "node", "common_name": "node1.e2e.local",
-                  "dns_names": ["node1.e2e.local"], "ip_addresses": ["127.0.0.1"], "validity_days": 30},
+            json={
+                "authority_id": authority.json()["id"],
+                "kind": "node",
+                "common_name": "node1.e2e.local",
+                "dns_names": ["node1.e2e.local"],
+                "ip_addresses": ["127.0.0.1"],
+                "validity_days": 30,
+            },
         )
         assert issued.status_code == 201, issued.text
         certificate = issued.json()
@@ -125,8 +142,9 @@ def test_certificate_survives_down_and_up(stack):
     assert not any(c.get("State") == "running" for c in _containers()), "containers still running after down"
     volume = re.search(r"^Data: +volume (\S+)$", stack.stdout, re.MULTILINE)
     assert volume, f"up did not say which volume holds the data:\n{stack.stdout}"
-    volumes = subprocess.run(["docker", "volume", "ls", "--format", "{{.Name}}"], capture_output=True, text=True,
-                             check=True, timeout=30).stdout.split()
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "--format", "{{.Name}}"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
     assert volume.group(1) in volumes, f"down removed the data volume {volume.group(1)}"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{BASE_URL}/health/live", timeout=3)

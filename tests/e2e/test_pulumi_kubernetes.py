@@ -8,6 +8,7 @@ cluster of `localengine/csm-local kube up` (the session fixture kube_cluster), r
 per module and the tests run in file order; the last one destroys it. Under CI=true a missing
 cluster or toolchain fails, never skips.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -35,16 +36,28 @@ UP_TIMEOUT = 1500  # cold: the image build and Cassandra's first start on a load
 LOAD_LIMIT_SECONDS = 600
 
 
-def run(*args: str, timeout: float = 300, check: bool = True, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                            env={**os.environ, **(env or {})})
+def run(
+    *args: str, timeout: float = 300, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n"
-                             f"--- stderr\n{result.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, args))} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n"
+            f"--- stderr\n{result.stderr[-4000:]}"
+        )
     return result
 
 
-def pulumi(*args: str, timeout: float = UP_TIMEOUT, check: bool = True, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+def pulumi(
+    *args: str, timeout: float = UP_TIMEOUT, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return run(HARNESS, "pulumi", "--stack", "local", *args, timeout=timeout, check=check, env=env)
 
 
@@ -94,7 +107,7 @@ class Load:
                     self.counts[type(exc).__name__] += 1
                 time.sleep(0.05)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self.thread.start()
         return self
 
@@ -107,20 +120,26 @@ def deployment_pods() -> list[dict]:
     return kube_json("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/name={DEPLOYMENT}")["items"]
 
 
-def serving_pods(pods: Optional[list[dict]] = None) -> list[dict]:
+def serving_pods(pods: list[dict] | None = None) -> list[dict]:
     """Running pods of the Deployment that are not on their way out (a rollout's terminating pods
     stay Running for their grace period)."""
-    return [p for p in (deployment_pods() if pods is None else pods)
-            if p["status"].get("phase") == "Running" and "deletionTimestamp" not in p["metadata"]]
+    return [
+        p
+        for p in (deployment_pods() if pods is None else pods)
+        if p["status"].get("phase") == "Running" and "deletionTimestamp" not in p["metadata"]
+    ]
 
 
 def deployment_images() -> set[str]:
     return {c["image"] for p in serving_pods() for c in p["spec"]["containers"]}
 
 
-def ready_pods(pods: Optional[list[dict]] = None) -> set[str]:
-    return {p["metadata"]["name"] for p in serving_pods(pods)
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))}
+def ready_pods(pods: list[dict] | None = None) -> set[str]:
+    return {
+        p["metadata"]["name"]
+        for p in serving_pods(pods)
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    }
 
 
 # ---------------------------------------------------------------- up, drift
@@ -164,10 +183,20 @@ def test_refresh_finds_no_drift(stack):
 
 
 def test_a_privileged_pod_is_refused_in_the_csm_namespace(stack):
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged", "namespace": NAMESPACE},
-           "spec": {"containers": [{"name": "c", "image": stack["imageRef"], "securityContext": {"privileged": True}}]}}
-    done = subprocess.run([str(HARNESS), "kube", "kubectl", "create", "-f", "-"], input=json.dumps(pod), capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged", "namespace": NAMESPACE},
+        "spec": {"containers": [{"name": "c", "image": stack["imageRef"], "securityContext": {"privileged": True}}]},
+    }
+    done = subprocess.run(
+        [str(HARNESS), "kube", "kubectl", "create", "-f", "-"],
+        input=json.dumps(pod),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert done.returncode != 0
     assert "violates PodSecurity" in done.stderr and "restricted" in done.stderr, done.stderr
 
@@ -179,32 +208,57 @@ def test_a_deleted_pod_is_replaced(stack):
 
     def replaced() -> bool:
         items = kube_json("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/name={DEPLOYMENT}")["items"]
-        names = {p["metadata"]["name"] for p in items if all(c["ready"] for c in p["status"].get("containerStatuses", [{"ready": False}]))}
+        names = {
+            p["metadata"]["name"]
+            for p in items
+            if all(c["ready"] for c in p["status"].get("containerStatuses", [{"ready": False}]))
+        }
         return victim not in names and len(names) == 2
+
     wait_until("two ready pods again, the deleted one replaced", replaced, timeout=300)
 
 
 def test_the_disruption_budget_holds_during_a_drain(stack):
     try:
-        done = kubectl("drain", "localhost", "--ignore-daemonsets", "--delete-emptydir-data", "--pod-selector",
-                       f"app.kubernetes.io/name={DEPLOYMENT}", "--timeout=40s", timeout=120, check=False)
+        done = kubectl(
+            "drain",
+            "localhost",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--pod-selector",
+            f"app.kubernetes.io/name={DEPLOYMENT}",
+            "--timeout=40s",
+            timeout=120,
+            check=False,
+        )
         # One node: the evicted pod cannot be placed elsewhere, so the budget (maxUnavailable 1)
         # refuses the second eviction and the drain times out with one CSM pod still running.
         assert done.returncode != 0, done.stdout
         assert "disruption budget" in (done.stdout + done.stderr), done.stderr[-2000:]
-        running = [p for p in kube_json("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/name={DEPLOYMENT}")["items"]
-                   if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+        running = [
+            p
+            for p in kube_json("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/name={DEPLOYMENT}")["items"]
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+        ]
         assert len(running) >= 1
     finally:
         kubectl("uncordon", "localhost")
-    wait_until("the Deployment Available again", lambda: kube_json("get", "deployment", DEPLOYMENT, "-n", NAMESPACE)["status"]
-             .get("readyReplicas") == 2, timeout=300)
+    wait_until(
+        "the Deployment Available again",
+        lambda: kube_json("get", "deployment", DEPLOYMENT, "-n", NAMESPACE)["status"].get("readyReplicas") == 2,
+        timeout=300,
+    )
 
 
 def test_the_autoscaler_reads_metrics(stack):
     def metrics() -> list:
         status = kube_json("get", "hpa", DEPLOYMENT, "-n", NAMESPACE)["status"]
-        return [m for m in status.get("currentMetrics") or [] if m.get("resource", {}).get("current", {}).get("averageUtilization") is not None]
+        return [
+            m
+            for m in status.get("currentMetrics") or []
+            if m.get("resource", {}).get("current", {}).get("averageUtilization") is not None
+        ]
+
     found = wait_until("the HPA's current CPU and memory utilisation", metrics, timeout=300, interval=10)
     assert {m["resource"]["name"] for m in found} == {"cpu", "memory"}
 
@@ -213,20 +267,38 @@ def test_external_secrets_objects_are_accepted_by_the_operator_crds(stack, tmp_p
     from components.config import StackConfig
     from components.render import kubernetes as render
     from components.spec import build_spec
+
     crds = tmp_path / "crds.yaml"
     crds.write_text(yaml.safe_dump_all(eso_crds()))
     kubectl("apply", "--server-side", "-f", str(crds))
-    kubectl("wait", "--for=condition=Established", "crd/externalsecrets.external-secrets.io", "crd/secretstores.external-secrets.io")
-    base = {"csm:environment": "dev", "csm:target": "kubernetes", "csm:kubernetesKubeconfig": "<secret>",
-            "csm:cassandraContactPoints": ["cassandra"], "csm:cassandraLocalDc": "dc1", "csm:imageRegistry": "127.0.0.1:5000",
-            "csm:secrets": ["CSM_MASTER_KEY=csm/master-key", "/run/secrets/csm_api_tokens=csm/api-tokens"],
-            "csm:kubernetesNamespace": NAMESPACE, "csm:allowInsecureDev": True}
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/externalsecrets.external-secrets.io",
+        "crd/secretstores.external-secrets.io",
+    )
+    base = {
+        "csm:environment": "dev",
+        "csm:target": "kubernetes",
+        "csm:kubernetesKubeconfig": "<secret>",
+        "csm:cassandraContactPoints": ["cassandra"],
+        "csm:cassandraLocalDc": "dc1",
+        "csm:imageRegistry": "127.0.0.1:5000",
+        "csm:secrets": ["CSM_MASTER_KEY=csm/master-key", "/run/secrets/csm_api_tokens=csm/api-tokens"],
+        "csm:kubernetesNamespace": NAMESPACE,
+        "csm:allowInsecureDev": True,
+    }
     objects = []
     for store in ("ClusterSecretStore/aws", None):
-        values = {**base, **({"csm:kubernetesSecretStore": store} if store else {"csm:target": "eks", "aws:region": "eu-west-1"})}
+        values = {
+            **base,
+            **({"csm:kubernetesSecretStore": store} if store else {"csm:target": "eks", "aws:region": "eu-west-1"}),
+        }
         cfg = StackConfig.load(values, stack="local")
         options = render.kubernetes_options(cfg) if store else render.options_from_config(cfg)
-        objects += [o for o in render.render_objects(build_spec(cfg), options) if o["kind"] in ("ExternalSecret", "SecretStore")]
+        objects += [
+            o for o in render.render_objects(build_spec(cfg), options) if o["kind"] in ("ExternalSecret", "SecretStore")
+        ]
     assert {o["kind"] for o in objects} == {"ExternalSecret", "SecretStore"}
     manifest = tmp_path / "eso.yaml"
     manifest.write_text(yaml.safe_dump_all(objects))
@@ -287,10 +359,21 @@ def test_an_image_that_never_turns_ready_fails_up_and_the_old_pods_keep_serving(
 
 def test_an_interrupted_up_converges_when_run_again(stack):
     pulumi("config", "set", "imageVersion", "0.0.0-interrupted", timeout=120)
-    proc = subprocess.Popen([str(HARNESS), "pulumi", "--stack", "local", "up", "--yes"], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(HARNESS), "pulumi", "--stack", "local", "up", "--yes"],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        wait_until("the update to start changing resources", lambda: proc.poll() is not None or _updating(proc), timeout=600, interval=0.5)
+        wait_until(
+            "the update to start changing resources",
+            lambda: proc.poll() is not None or _updating(proc),
+            timeout=600,
+            interval=0.5,
+        )
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=300)
     finally:
@@ -324,8 +407,6 @@ def test_an_unreachable_cluster_fails_the_preview_naming_its_address(stack, kube
     pulumi("preview", "--expect-no-changes", timeout=600)  # the real kubeconfig again, nothing to change
 
 
-
-
 def test_a_wrong_passphrase_gets_the_engines_message(stack, tmp_path):
     wrong = tmp_path / "passphrase"
     wrong.write_text("not-the-passphrase\n")
@@ -338,7 +419,9 @@ def test_a_locked_stack_gets_the_engines_message(stack):
     locks = ROOT / ".local" / "pulumi" / "state" / ".pulumi" / "locks" / "organization" / "csm" / "local"
     locks.mkdir(parents=True, exist_ok=True)
     lock = locks / "00000000-0000-0000-0000-000000000000.json"
-    lock.write_text(json.dumps({"pid": 1, "username": "someone", "hostname": "elsewhere", "timestamp": "2026-12-01T00:00:00Z"}))
+    lock.write_text(
+        json.dumps({"pid": 1, "username": "someone", "hostname": "elsewhere", "timestamp": "2026-12-01T00:00:00Z"})
+    )
     try:
         done = pulumi("up", "--yes", timeout=300, check=False)
     finally:
@@ -350,13 +433,17 @@ def test_a_locked_stack_gets_the_engines_message(stack):
 def test_a_missing_toolchain_piece_names_it_and_its_build_command(tmp_path):
     done = pulumi("preview", timeout=120, check=False, env={"CSM_TOOLCHAIN_CACHE": str(tmp_path)})
     assert done.returncode != 0
-    assert "pulumi v3.274.1 is not built" in done.stderr and "localengine/toolchain/build pulumi" in done.stderr, done.stderr
+    assert "pulumi v3.274.1 is not built" in done.stderr and "localengine/toolchain/build pulumi" in done.stderr, (
+        done.stderr
+    )
 
 
 def test_the_exported_state_holds_no_plaintext_secret(stack):
     exported = pulumi("stack", "export", timeout=120).stdout
-    values = [pulumi("config", "get", key, timeout=120).stdout.strip()
-              for key in ("masterKey", "apiTokens", "cassandraPassword")]
+    values = [
+        pulumi("config", "get", key, timeout=120).stdout.strip()
+        for key in ("masterKey", "apiTokens", "cassandraPassword")
+    ]
     token = values[1].rsplit(":", 1)[-1]
     for value in [*values, token]:
         assert len(value) >= 16 and value not in exported

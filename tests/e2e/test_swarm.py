@@ -8,6 +8,7 @@ named volume in the same stack. The stack is deployed once per module and reused
 run in file order (each one leaves the stack serving for the next). Under CI=true a missing
 engine fails, never skips.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,11 @@ BASE_URL = "http://127.0.0.1:8100"
 UP_TIMEOUT = 900  # cold: proxy image build + Cassandra's first start on a loaded 2-core machine
 ROLLOUT_TIMEOUT = 600
 LOAD_LIMIT_SECONDS = 600  # the load thread stops by itself after this, whatever happens
-SECRET_FILES = {"csm_api_tokens": "apiTokens", "csm_master_key": "masterKey", "csm_cassandra_password": "cassandraPassword"}
+SECRET_FILES = {
+    "csm_api_tokens": "apiTokens",
+    "csm_master_key": "masterKey",
+    "csm_cassandra_password": "cassandraPassword",
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -89,13 +94,28 @@ def py_in(container: str, code: str) -> str:
 
 def build_variant(base: str, tag: str, dockerfile_tail: str) -> str:
     """A new image on top of ``base`` (metadata only: no shell needed), pushed; returns repo@digest."""
-    platform = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}[run("docker", "info", "--format", "{{.Architecture}}").stdout.strip()]
+    platform = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}[
+        run("docker", "info", "--format", "{{.Architecture}}").stdout.strip()
+    ]
     repo = "127.0.0.1:5000/csm/csm-swarm-e2e"
     with tempfile.TemporaryDirectory() as context:
         Path(context, "Dockerfile").write_text(f"FROM {base}\n{dockerfile_tail}\n")
         meta = Path(context, "meta.json")
-        run("docker", "buildx", "build", "--platform", platform, "--provenance=false", "--metadata-file", str(meta),
-            "-t", f"{repo}:{tag}", "--push", context, timeout=300)
+        run(
+            "docker",
+            "buildx",
+            "build",
+            "--platform",
+            platform,
+            "--provenance=false",
+            "--metadata-file",
+            str(meta),
+            "-t",
+            f"{repo}:{tag}",
+            "--push",
+            context,
+            timeout=300,
+        )
         digest = json.loads(meta.read_text())["containerimage.digest"]
     return f"{repo}@{digest}"
 
@@ -136,7 +156,7 @@ class Load:
                     self.failures.append((time.strftime("%X"), path, type(error).__name__, str(error)[:200]))
                 time.sleep(self.period)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self._thread.start()
         return self
 
@@ -163,7 +183,11 @@ def deployed():
         if os.environ.get("CI") == "true":
             pytest.fail(f"the Docker engine is required under CI=true (localengine/csm-local prereqs): {problem}")
         pytest.skip(f"no Docker engine: {problem}")
-    was_up = bool(run("docker", "service", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}", check=False).stdout.strip())
+    was_up = bool(
+        run(
+            "docker", "service", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}", check=False
+        ).stdout.strip()
+    )
     started = time.monotonic()
     result = swarm("up")
     print(f"\nlocalengine/swarm up: {time.monotonic() - started:.0f} s")
@@ -183,10 +207,17 @@ def certificate(deployed, token) -> dict:
     with httpx.Client(base_url=BASE_URL, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
         authority = client.post("/v1/authorities", json={"name": "swarm e2e CA"})
         assert authority.status_code == 201, authority.text
-        issued = client.post("/v1/certificates", json={
-            "authority_id": authority.json()["id"], "kind": "node", "common_name": "node1.swarm.e2e",
-            "dns_names": ["node1.swarm.e2e"], "ip_addresses": ["127.0.0.1"], "validity_days": 30,
-        })
+        issued = client.post(
+            "/v1/certificates",
+            json={
+                "authority_id": authority.json()["id"],
+                "kind": "node",
+                "common_name": "node1.swarm.e2e",
+                "dns_names": ["node1.swarm.e2e"],
+                "ip_addresses": ["127.0.0.1"],
+                "validity_days": 30,
+            },
+        )
         assert issued.status_code == 201, issued.text
         return issued.json()
 
@@ -200,7 +231,12 @@ def original_image(deployed) -> str:
 
 
 def test_services_converge_healthy_and_csm_answers_on_8100(deployed):
-    services = {s["Name"]: s for s in map(json.loads, run("docker", "stack", "services", STACK, "--format", "{{json .}}").stdout.splitlines())}
+    services = {
+        s["Name"]: s
+        for s in map(
+            json.loads, run("docker", "stack", "services", STACK, "--format", "{{json .}}").stdout.splitlines()
+        )
+    }
     assert set(services) == {f"{STACK}_csm", f"{STACK}_proxy", f"{STACK}_cassandra"}
     for name in services:
         desired = 2 if name == CSM_SERVICE else 1
@@ -225,8 +261,10 @@ def test_docker_honours_every_rendered_key(deployed):
 
 
 def test_secrets_are_files_owned_by_65532_mode_0400(deployed):
-    code = ("import json, os; print(json.dumps({n: [os.stat('/run/secrets/' + n).st_uid, os.stat('/run/secrets/' + n).st_gid,"
-            " oct(os.stat('/run/secrets/' + n).st_mode & 0o777)] for n in os.listdir('/run/secrets')}))")
+    code = (
+        "import json, os; print(json.dumps({n: [os.stat('/run/secrets/' + n).st_uid, os.stat('/run/secrets/' + n).st_gid,"
+        " oct(os.stat('/run/secrets/' + n).st_mode & 0o777)] for n in os.listdir('/run/secrets')}))"
+    )
     for container in csm_containers():
         files = json.loads(py_in(container, code))
         assert set(SECRET_FILES) <= set(files), files
@@ -241,7 +279,11 @@ def test_secret_values_are_absent_from_environment_and_inspect(deployed):
         inspected = run("docker", "inspect", container).stdout
         environ = py_in(container, "import os; print('\\n'.join(f'{k}={v}' for k, v in os.environ.items()))")
         for name, value in values.items():
-            for where, text in (("docker service inspect", service), ("docker inspect", inspected), ("the environment", environ)):
+            for where, text in (
+                ("docker service inspect", service),
+                ("docker inspect", inspected),
+                ("the environment", environ),
+            ):
                 assert value not in text, f"the {name} secret is in {where} of {container}"
         assert "CSM_API_TOKENS_FILE=/run/secrets/csm_api_tokens" in environ
 
@@ -252,7 +294,9 @@ def test_csm_runs_locked_down(deployed):
         host = inspected["HostConfig"]
         assert inspected["Config"]["User"] == "65532:65532"
         assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
-        assert {"Type": "tmpfs", "Target": "/tmp"}.items() <= next(m for m in host["Mounts"] if m["Target"] == "/tmp").items()
+        assert {"Type": "tmpfs", "Target": "/tmp"}.items() <= next(
+            m for m in host["Mounts"] if m["Target"] == "/tmp"
+        ).items()
         assert host["Memory"] > 0 and host["NanoCpus"] > 0 and host["PidsLimit"] > 0
         status = py_in(container, "print(open('/proc/1/status').read())")
         assert "CapEff:\t0000000000000000" in status and "CapBnd:\t0000000000000000" in status
@@ -261,7 +305,9 @@ def test_csm_runs_locked_down(deployed):
 def test_no_new_privileges_is_the_daemons_setting_on_swarm(deployed):
     # docker stack deploy ignores security_opt; on Swarm no-new-privileges comes from the
     # daemon ("no-new-privileges": true in daemon.json). What holds is whatever the daemon says.
-    daemon_sets_it = any("no-new-privileges" in opt for opt in docker_json("info", "--format", "{{json .SecurityOptions}}"))
+    daemon_sets_it = any(
+        "no-new-privileges" in opt for opt in docker_json("info", "--format", "{{json .SecurityOptions}}")
+    )
     for container in csm_containers():
         status = py_in(container, "print(open('/proc/1/status').read())")
         assert f"NoNewPrivs:\t{int(daemon_sets_it)}" in status
@@ -284,8 +330,12 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployed, token, cert
     with Load(token, certificate["id"]) as load:
         time.sleep(3)
         run("docker", "kill", victim)
-        wait_for(lambda: victim not in csm_containers() and len(running_tasks(CSM_SERVICE)) == 2, 180,
-                 "Swarm replaces the killed replica with a healthy one", interval=2)
+        wait_for(
+            lambda: victim not in csm_containers() and len(running_tasks(CSM_SERVICE)) == 2,
+            180,
+            "Swarm replaces the killed replica with a healthy one",
+            interval=2,
+        )
         time.sleep(3)
     print(f"\nkilled replica: {load.total} requests, {dict(load.statuses)}")
     assert load.total > 20 and load.failures == [], load.failures[:10]
@@ -294,14 +344,19 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployed, token, cert
 def test_rolling_update_under_load_loses_no_request(deployed, token, certificate, original_image):
     old_version = httpx.get(f"{BASE_URL}/info", timeout=10).json()["version"]
     new_version = f"{old_version}-swarm-e2e-2"
-    image = build_variant(original_image, "v2", f'ENV CSM_BUILD_VERSION={new_version}\n'
-                                                f'LABEL org.opencontainers.image.version="{new_version}"')
+    image = build_variant(
+        original_image,
+        "v2",
+        f'ENV CSM_BUILD_VERSION={new_version}\nLABEL org.opencontainers.image.version="{new_version}"',
+    )
     started = time.monotonic()
     with Load(token, certificate["id"]) as load:
         swarm("up", "--image", image, timeout=ROLLOUT_TIMEOUT)
         time.sleep(2)
-    print(f"\nrolling update: {time.monotonic() - started:.0f} s, {load.total} requests, {dict(load.statuses)}, "
-          f"versions {dict(Counter(load.versions))}")
+    print(
+        f"\nrolling update: {time.monotonic() - started:.0f} s, {load.total} requests, {dict(load.statuses)}, "
+        f"versions {dict(Counter(load.versions))}"
+    )
     assert load.failures == [], load.failures[:10]
     assert load.total > 100
     assert old_version in load.versions and load.versions[-1] == new_version
@@ -313,9 +368,13 @@ def test_update_to_an_image_failing_its_health_check_rolls_back(deployed, token,
     serving = service_image()
     version = httpx.get(f"{BASE_URL}/info", timeout=10).json()["version"]
     # Starts and runs, but never serves: its health check (the stack's `csm healthcheck`) fails.
-    broken = build_variant(serving, "broken", 'ENV CSM_BUILD_VERSION=broken\n'
-                                              'ENTRYPOINT ["/opt/venv/bin/python", "-c", "import signal, sys, time; '
-                                              'signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(86400)"]')
+    broken = build_variant(
+        serving,
+        "broken",
+        "ENV CSM_BUILD_VERSION=broken\n"
+        'ENTRYPOINT ["/opt/venv/bin/python", "-c", "import signal, sys, time; '
+        'signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(86400)"]',
+    )
     started = time.monotonic()
     with Load(token, certificate["id"]) as load:
         result = swarm("up", "--image", broken, timeout=ROLLOUT_TIMEOUT, check=False)
@@ -333,18 +392,30 @@ def test_update_to_an_image_failing_its_health_check_rolls_back(deployed, token,
 def test_removing_the_stack_keeps_cassandras_volume_and_a_redeploy_finds_the_data(deployed, token, certificate):
     serving = service_image()
     swarm("down", timeout=180)
-    assert run("docker", "service", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}").stdout.strip() == ""
+    assert (
+        run("docker", "service", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}").stdout.strip()
+        == ""
+    )
     volume = re.search(r"^Data: +volume (\S+)$", deployed.stdout, re.MULTILINE)
     assert volume, f"up did not say which volume holds the data:\n{deployed.stdout}"
-    assert volume.group(1) in run("docker", "volume", "ls", "--format", "{{.Name}}").stdout.split(), "stack rm removed the data volume"
+    assert volume.group(1) in run("docker", "volume", "ls", "--format", "{{.Name}}").stdout.split(), (
+        "stack rm removed the data volume"
+    )
     kept = run("docker", "secret", "ls", "--format", "{{.Name}}").stdout.split()
-    assert {s["name"] for s in yaml.safe_load(STACK_FILE.read_text())["secrets"].values()} <= set(kept), "stack rm removed the secrets"
+    assert {s["name"] for s in yaml.safe_load(STACK_FILE.read_text())["secrets"].values()} <= set(kept), (
+        "stack rm removed the secrets"
+    )
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{BASE_URL}/health/live", timeout=3)
     started = time.monotonic()
     swarm("up", "--image", serving)
     print(f"\nredeploy after stack rm: {time.monotonic() - started:.0f} s")
-    response = httpx.get(f"{BASE_URL}/v1/certificates/{certificate['id']}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    response = httpx.get(
+        f"{BASE_URL}/v1/certificates/{certificate['id']}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["serial_number"], body["certificate_pem"]) == (certificate["serial_number"], certificate["certificate_pem"])
+    assert (body["serial_number"], body["certificate_pem"]) == (
+        certificate["serial_number"],
+        certificate["certificate_pem"],
+    )

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,22 +101,23 @@ def csm_image(engine: None) -> Image:
     ref = env["CSM_IMAGE"]
     assert "@sha256:" in ref, f"CSM_IMAGE is not pinned by digest: {ref}"
     config = docker_json("image", "inspect", ref)[0]  # type: ignore[index]
-    return Image(ref=ref, tag=env["CSM_IMAGE_TAG"], platforms=tuple(env["CSM_IMAGE_PLATFORMS"].split(",")), config=config)
+    return Image(
+        ref=ref, tag=env["CSM_IMAGE_TAG"], platforms=tuple(env["CSM_IMAGE_PLATFORMS"].split(",")), config=config
+    )
 
 
-MANIFEST_TYPES = ", ".join((
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-))
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
 
 
 def _pem_bodies(text: str) -> set[str]:
-    return {
-        "".join(block.split("-----")[0].split())
-        for block in text.split("-----BEGIN CERTIFICATE-----")[1:]
-    }
+    return {"".join(block.split("-----")[0].split()) for block in text.split("-----BEGIN CERTIFICATE-----")[1:]}
 
 
 def secret_needles() -> dict[str, bytes]:
@@ -195,8 +195,11 @@ def variants(csm_image: Image, registry_index: dict) -> dict[str, Variant]:
                             files[member.name.removeprefix("./").rstrip("/")] = member
                             if member.isfile() and needles:
                                 data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                                hits += [f"{what} in {descriptor['digest'][:19]}:{member.name}"
-                                         for what, needle in needles.items() if needle in data]
+                                hits += [
+                                    f"{what} in {descriptor['digest'][:19]}:{member.name}"
+                                    for what, needle in needles.items()
+                                    if needle in data
+                                ]
                 layers.append(Layer(descriptor["digest"], files))
             result[platform] = Variant(platform, entry["digest"], config, layers, hits)
     return result
@@ -246,7 +249,10 @@ def wait_until(url: str, timeout: float, status: int = 200, container: str | Non
     """``wait_for`` that gives up when the container stops running, and fails with its logs."""
 
     def stopped() -> bool:
-        return container is not None and run("docker", "inspect", "-f", "{{.State.Running}}", container).stdout.strip() != "true"
+        return (
+            container is not None
+            and run("docker", "inspect", "-f", "{{.State.Running}}", container).stdout.strip() != "true"
+        )
 
     try:
         return wait_for(url, status, timeout, interval=0.25, give_up=stopped)
@@ -255,13 +261,26 @@ def wait_until(url: str, timeout: float, status: int = 200, container: str | Non
         raise AssertionError(f"{error}\n{logs}") from None
 
 
-def start_container(image: Image, platform: str, secrets_dir: Path, *extra: str, network_host_port: int | None = None) -> str:
+def start_container(
+    image: Image, platform: str, secrets_dir: Path, *extra: str, network_host_port: int | None = None
+) -> str:
     args = [
-        "docker", "run", "--detach", "--platform", platform,
-        "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--volume", f"{secrets_dir}:/run/secrets:ro",
-        "--label", "csm.test=image",
+        "docker",
+        "run",
+        "--detach",
+        "--platform",
+        platform,
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,noexec,nosuid,size=16m",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--volume",
+        f"{secrets_dir}:/run/secrets:ro",
+        "--label",
+        "csm.test=image",
     ]
     if network_host_port is None:
         args += ["--publish", "127.0.0.1::8000"]
@@ -304,7 +323,10 @@ def debug_image(engine: None) -> str:
     platform = native_platform().split("/")[1]
     result = subprocess.run(
         [str(BUILD_IMAGE), "--target", "debug", "--platform", platform],
-        capture_output=True, text=True, timeout=BUILD_TIMEOUT, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        cwd=ROOT,
     )
     assert result.returncode == 0, f"build-image --target debug exited {result.returncode}\n{result.stderr[-6000:]}"
     return read_env(IMAGE_ENV)["CSM_IMAGE_DEBUG"]

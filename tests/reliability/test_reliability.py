@@ -25,8 +25,10 @@ def run_case(name: str, stack: Stack, profile: Profile, results: list[CaseResult
         raise
     results.append(result)
     figures = "; ".join(f"{k} {v}" for k, v in result.figures.items())
-    print(f"\n{result.title}: sent {result.sent}, failed {result.failed}, recovery {result.recovery_s} "
-          f"({result.recovery_of}); {figures}")
+    print(
+        f"\n{result.title}: sent {result.sent}, failed {result.failed}, recovery {result.recovery_s} "
+        f"({result.recovery_of}); {figures}"
+    )
     assert result.passed, f"{result.title}:\n{result.failures()}\nfigures: {figures}"
     return result
 
@@ -37,8 +39,9 @@ def test_full_tmpfs_is_survived(reliability_stack, reliability_profile, reliabil
 
 
 @pytest.mark.timeout(400)
-def test_unpullable_digest_fails_before_touching_compose_service(reliability_stack, reliability_profile,
-                                                                 reliability_results):
+def test_unpullable_digest_fails_before_touching_compose_service(
+    reliability_stack, reliability_profile, reliability_results
+):
     run_case("bad-digest-compose", reliability_stack, reliability_profile, reliability_results)
 
 
@@ -68,8 +71,7 @@ def test_cassandra_outage_of_30_s(reliability_stack, reliability_profile, reliab
 
 
 @pytest.mark.timeout(900)
-def test_schemathesis_finds_no_5xx_and_no_schema_violation(reliability_stack, reliability_profile,
-                                                           reliability_results):
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(reliability_stack, reliability_profile, reliability_results):
     run_case("schemathesis", reliability_stack, reliability_profile, reliability_results)
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from csm_pulumi_mocks import use_pulumi_loop
 
 

@@ -4,6 +4,7 @@
 and answers the data-source calls the components make (AZs, caller identity, secrets, ECR
 token, subnets, VPC) with fixed values.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import json
 import runpy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -37,7 +38,7 @@ def _service(typ: str) -> str:
 
 
 class CsmMocks(pulumi.runtime.Mocks):
-    def __init__(self, subnet_azs: Optional[dict[str, str]] = None):
+    def __init__(self, subnet_azs: dict[str, str] | None = None):
         self.registered: list[Registered] = []
         self.calls: list[tuple[str, dict]] = []
         self.subnet_azs = subnet_azs or {}
@@ -48,13 +49,22 @@ class CsmMocks(pulumi.runtime.Mocks):
         name = inputs.get("name") or f"{args.name}-1a2b3c4"
         out: dict[str, Any] = {**inputs, "name": name}
         if args.typ.startswith("aws:"):
-            out.setdefault("arn", f"arn:aws:{_service(args.typ)}:{REGION}:{ACCOUNT}:{args.typ.split(':')[-1].lower()}/{name}")
+            out.setdefault(
+                "arn", f"arn:aws:{_service(args.typ)}:{REGION}:{ACCOUNT}:{args.typ.split(':')[-1].lower()}/{name}"
+            )
         t = args.typ
         if t == "aws:ecr/repository:Repository":
-            out.update(repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}", registryId=ACCOUNT,
-                       arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}")
+            out.update(
+                repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}",
+                registryId=ACCOUNT,
+                arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}",
+            )
         elif t == "docker-build:index:Image":
-            name_ = inputs["tags"][0] if inputs.get("tags") else inputs["exports"][0]["raw"].split("name=", 1)[1].split(",", 1)[0]
+            name_ = (
+                inputs["tags"][0]
+                if inputs.get("tags")
+                else inputs["exports"][0]["raw"].split("name=", 1)[1].split(",", 1)[0]
+            )
             out.update(digest=DIGEST, ref=f"{name_}@{DIGEST}")
         elif t == "docker-build:index:Index":
             out.update(ref=f"{inputs['tag']}@{DIGEST}")
@@ -90,10 +100,20 @@ class CsmMocks(pulumi.runtime.Mocks):
                 arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{a['name']}-Ab12Cd"
             return {"arn": arn, "name": arn.split(":secret:")[1][:-7], "id": arn}
         if t == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
-            return {"userName": "AWS", "password": "not-a-real-token", "authorizationToken": "x",
-                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com", "expiresAt": "", "id": REGION}
+            return {
+                "userName": "AWS",
+                "password": "not-a-real-token",
+                "authorizationToken": "x",
+                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+                "expiresAt": "",
+                "id": REGION,
+            }
         if t == "aws:ec2/getSubnet:getSubnet":
-            return {"id": a["id"], "availabilityZone": self.subnet_azs.get(a["id"], AZS[0]), "vpcId": "vpc-0123456789abcdef0"}
+            return {
+                "id": a["id"],
+                "availabilityZone": self.subnet_azs.get(a["id"], AZS[0]),
+                "vpcId": "vpc-0123456789abcdef0",
+            }
         if t == "aws:ec2/getVpc:getVpc":
             return {"id": a.get("id"), "cidrBlock": "10.20.0.0/16"}
         return {}
@@ -104,7 +124,9 @@ class CsmMocks(pulumi.runtime.Mocks):
         return [r for r in self.registered if r.typ == typ]
 
     def one(self, typ: str, name_contains: str = "") -> Registered:
-        found = [r for r in self.of_type(typ) if r.name == name_contains] or [r for r in self.of_type(typ) if name_contains in r.name]
+        found = [r for r in self.of_type(typ) if r.name == name_contains] or [
+            r for r in self.of_type(typ) if name_contains in r.name
+        ]
         assert len(found) == 1, f"expected one {typ} named *{name_contains}*, got {[r.name for r in found]}"
         return found[0]
 
@@ -115,7 +137,7 @@ def use_pulumi_loop() -> None:
     asyncio.set_event_loop(_PULUMI_LOOP)
 
 
-def install(mocks: CsmMocks, stack: str = "dev", config: Optional[dict[str, str]] = None) -> CsmMocks:
+def install(mocks: CsmMocks, stack: str = "dev", config: dict[str, str] | None = None) -> CsmMocks:
     use_pulumi_loop()
     pulumi.runtime.set_mocks(mocks, project="csm", stack=stack, preview=False)
     # As `pulumi config set --secret` would: the keys the model keeps secret arrive as secrets.
@@ -126,7 +148,7 @@ def install(mocks: CsmMocks, stack: str = "dev", config: Optional[dict[str, str]
     return mocks
 
 
-def run_program(stack: str, config: dict[str, str], mocks: Optional[CsmMocks] = None) -> CsmMocks:
+def run_program(stack: str, config: dict[str, str], mocks: CsmMocks | None = None) -> CsmMocks:
     """Run __main__.py under mocks with ``config`` (Pulumi-encoded strings); returns the recorder."""
     mocks = install(mocks or CsmMocks(), stack=stack, config=config)
     exported: dict[str, Any] = {}
@@ -149,8 +171,7 @@ def policy_documents(mocks: CsmMocks) -> dict[str, dict]:
     return {r.name: json.loads(r.inputs["policy"]) for r in mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
 
 
-
-def construct(make, stack: str = "dev", mocks: Optional[CsmMocks] = None) -> tuple[CsmMocks, Any]:
+def construct(make, stack: str = "dev", mocks: CsmMocks | None = None) -> tuple[CsmMocks, Any]:
     """Create components with ``make()`` under mocks and wait for every registration.
 
     Returns the recorder and what ``make`` returned. Outputs of it are resolved in the same run
@@ -181,7 +202,9 @@ def assert_well_formed(name: str, doc: dict) -> None:
     assert isinstance(doc.get("Statement"), list) and doc["Statement"], f"{name}: Statement must be a non-empty list"
     for st in doc["Statement"]:
         assert st.get("Effect") in ("Allow", "Deny"), f"{name}: Effect {st}"
-        assert st.get("Action") and all(isinstance(a, str) and (a == "*" or ":" in a) for a in as_list(st["Action"])), f"{name}: Action {st}"
+        assert st.get("Action") and all(isinstance(a, str) and (a == "*" or ":" in a) for a in as_list(st["Action"])), (
+            f"{name}: Action {st}"
+        )
         assert "Resource" in st or "Principal" in st, f"{name}: no Resource/Principal in {st}"
 
 

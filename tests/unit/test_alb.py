@@ -1,9 +1,9 @@
 """Load balancer component: target group on /health/ready, HTTPS with redirect when a certificate is configured."""
+
 from __future__ import annotations
 
 import pulumi
 import pytest
-
 from csm_pulumi_mocks import CsmMocks, construct, install
 
 mocks = install(CsmMocks())
@@ -16,7 +16,9 @@ BASE = dict(vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"], target_port=800
 
 @pytest.fixture(scope="module")
 def https():
-    return construct(lambda: LoadBalancer("lb", LoadBalancerArgs(**BASE, certificate_arn=CERT, deletion_protection=True)))[0]
+    return construct(
+        lambda: LoadBalancer("lb", LoadBalancerArgs(**BASE, certificate_arn=CERT, deletion_protection=True))
+    )[0]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,11 @@ def http():
 
 def test_alb_goes_in_the_given_public_subnets(https):
     lb = https.one("aws:lb/loadBalancer:LoadBalancer").inputs
-    assert lb["subnets"] == ["subnet-a", "subnet-b"] and lb["internal"] is False and lb["loadBalancerType"] == "application"
+    assert (
+        lb["subnets"] == ["subnet-a", "subnet-b"]
+        and lb["internal"] is False
+        and lb["loadBalancerType"] == "application"
+    )
 
 
 def test_alb_drops_invalid_headers(https):
@@ -56,17 +62,25 @@ def test_https_listener_when_a_certificate_is_configured(https):
 
 def test_http_redirects_to_https(https):
     action = https.one("aws:lb/listener:Listener", "lb-http").inputs["defaultActions"][0]
-    assert action["type"] == "redirect" and action["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
+    assert action["type"] == "redirect" and action["redirect"] == {
+        "protocol": "HTTPS",
+        "port": "443",
+        "statusCode": "HTTP_301",
+    }
 
 
 def test_without_a_certificate_http_forwards(http):
     listeners = http.of_type("aws:lb/listener:Listener")
-    assert [(l.inputs["port"], l.inputs["defaultActions"][0]["type"]) for l in listeners] == [(80, "forward")]
+    assert [(lis.inputs["port"], lis.inputs["defaultActions"][0]["type"]) for lis in listeners] == [(80, "forward")]
 
 
 def test_ingress_only_on_listener_ports(https, http):
-    assert sorted(r.inputs["fromPort"] for r in https.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")) == [80, 443]
-    assert [r.inputs["fromPort"] for r in http.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")] == [80]
+    assert sorted(
+        r.inputs["fromPort"] for r in https.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    ) == [80, 443]
+    assert [
+        r.inputs["fromPort"] for r in http.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    ] == [80]
 
 
 @pulumi.runtime.test

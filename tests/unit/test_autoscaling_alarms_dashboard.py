@@ -1,11 +1,11 @@
 """Autoscaling (target tracking on CPU, memory, ALB requests per target), alarms to SNS, dashboard."""
+
 from __future__ import annotations
 
 import json
 
 import pulumi
 import pytest
-
 from csm_pulumi_mocks import CsmMocks, construct, install
 
 mocks = install(CsmMocks())
@@ -14,22 +14,42 @@ from components.alarms import Alarms, AlarmsArgs, AlarmThresholds  # noqa: E402
 from components.autoscaling import Autoscaling, AutoscalingArgs  # noqa: E402
 from components.dashboard import Dashboard, DashboardArgs, dashboard_body  # noqa: E402
 
-DIMS = dict(cluster_name="csm-cluster", service_name="csm-service", alb_arn_suffix="app/csm/1", target_group_arn_suffix="targetgroup/csm/2")
+DIMS = dict(
+    cluster_name="csm-cluster",
+    service_name="csm-service",
+    alb_arn_suffix="app/csm/1",
+    target_group_arn_suffix="targetgroup/csm/2",
+)
 
 
 @pytest.fixture(scope="module")
 def scaling():
-    return construct(lambda: Autoscaling("scale", AutoscalingArgs(**DIMS, min_count=2, max_count=6, cpu_target=60, memory_target=70, requests_per_target=500)))[0]
+    return construct(
+        lambda: Autoscaling(
+            "scale",
+            AutoscalingArgs(**DIMS, min_count=2, max_count=6, cpu_target=60, memory_target=70, requests_per_target=500),
+        )
+    )[0]
 
 
 def test_scalable_target_bounds(scaling):
     t = scaling.one("aws:appautoscaling/target:Target").inputs
-    assert (t["minCapacity"], t["maxCapacity"], t["resourceId"], t["scalableDimension"]) == (2, 6, "service/csm-cluster/csm-service", "ecs:service:DesiredCount")
+    assert (t["minCapacity"], t["maxCapacity"], t["resourceId"], t["scalableDimension"]) == (
+        2,
+        6,
+        "service/csm-cluster/csm-service",
+        "ecs:service:DesiredCount",
+    )
 
 
-@pytest.mark.parametrize("name,metric,value", [("scale-cpu", "ECSServiceAverageCPUUtilization", 60),
-                                                ("scale-memory", "ECSServiceAverageMemoryUtilization", 70),
-                                                ("scale-requests", "ALBRequestCountPerTarget", 500)])
+@pytest.mark.parametrize(
+    "name,metric,value",
+    [
+        ("scale-cpu", "ECSServiceAverageCPUUtilization", 60),
+        ("scale-memory", "ECSServiceAverageMemoryUtilization", 70),
+        ("scale-requests", "ALBRequestCountPerTarget", 500),
+    ],
+)
 def test_target_tracking_policy(scaling, name, metric, value):
     p = scaling.one("aws:appautoscaling/policy:Policy", name).inputs
     conf = p["targetTrackingScalingPolicyConfiguration"]
@@ -38,16 +58,27 @@ def test_target_tracking_policy(scaling, name, metric, value):
 
 
 def test_requests_policy_is_labelled_with_alb_and_target_group(scaling):
-    spec = scaling.one("aws:appautoscaling/policy:Policy", "scale-requests").inputs["targetTrackingScalingPolicyConfiguration"]["predefinedMetricSpecification"]
+    spec = scaling.one("aws:appautoscaling/policy:Policy", "scale-requests").inputs[
+        "targetTrackingScalingPolicyConfiguration"
+    ]["predefinedMetricSpecification"]
     assert spec["resourceLabel"] == "app/csm/1/targetgroup/csm/2"
 
 
 @pytest.fixture(scope="module")
 def alarms():
-    return construct(lambda: Alarms("alarms", AlarmsArgs(**DIMS, thresholds=AlarmThresholds(emails=["oncall@example.com"]))))[0]
+    return construct(
+        lambda: Alarms("alarms", AlarmsArgs(**DIMS, thresholds=AlarmThresholds(emails=["oncall@example.com"])))
+    )[0]
 
 
-EXPECTED_ALARMS = ["alarms-5xx-rate", "alarms-p99-latency", "alarms-unhealthy-hosts", "alarms-running-below-desired", "alarms-cpu-high", "alarms-memory-high"]
+EXPECTED_ALARMS = [
+    "alarms-5xx-rate",
+    "alarms-p99-latency",
+    "alarms-unhealthy-hosts",
+    "alarms-running-below-desired",
+    "alarms-cpu-high",
+    "alarms-memory-high",
+]
 
 
 def test_the_six_alarms_exist(alarms):
@@ -63,7 +94,7 @@ def test_alarm_notifies_the_topic(alarms, name):
 
 def test_5xx_rate_is_a_percentage_of_requests(alarms):
     q = alarms.one("aws:cloudwatch/metricAlarm:MetricAlarm", "alarms-5xx-rate").inputs["metricQueries"]
-    expr = [x for x in q if x.get("returnData")][0]["expression"]
+    expr = next(x for x in q if x.get("returnData"))["expression"]
     assert "100 *" in expr and "requests" in expr
 
 
@@ -93,13 +124,25 @@ def test_existing_topic_is_used_as_is():
 
 @pytest.fixture(scope="module")
 def dashboard():
-    return construct(lambda: (lambda d: (d, {"url": d.url}))(Dashboard("csm-dev", DashboardArgs(region="eu-west-1", **DIMS, alarm_arns=["arn:a"]))))
+    return construct(
+        lambda: (lambda d: (d, {"url": d.url}))(
+            Dashboard("csm-dev", DashboardArgs(region="eu-west-1", **DIMS, alarm_arns=["arn:a"]))
+        )
+    )
 
 
 def test_dashboard_body_is_json_with_service_widgets(dashboard):
     body = json.loads(dashboard[0].one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
     titles = [w["properties"]["title"] for w in body["widgets"]]
-    assert titles == ["Requests", "5xx responses", "Target response time", "Target health", "Tasks", "CPU / memory %", "Alarms"]
+    assert titles == [
+        "Requests",
+        "5xx responses",
+        "Target response time",
+        "Target health",
+        "Tasks",
+        "CPU / memory %",
+        "Alarms",
+    ]
 
 
 def test_dashboard_url_output(dashboard):

@@ -23,22 +23,50 @@ def bench() -> ModuleType:
 
 
 def round_stat(p99: float, load: float) -> dict:
-    return {"requests": 6000, "completed": 6000, "sent_per_s": 200.0, "statuses": {"200": 6000}, "errors": {},
-            "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": p99, "max_ms": 20.0, "load_average": load}
+    return {
+        "requests": 6000,
+        "completed": 6000,
+        "sent_per_s": 200.0,
+        "statuses": {"200": 6000},
+        "errors": {},
+        "p50_ms": 1.0,
+        "p90_ms": 2.0,
+        "p99_ms": p99,
+        "max_ms": 20.0,
+        "load_average": load,
+    }
 
 
 def results(live_p99: float, load: float) -> dict:
-    image = {"start_ready_runs": [3.0], "docker_stats": "50MiB / 2GiB", "start_ready_s": 3.0,
-             "live": [round_stat(live_p99, load)], "ready": [round_stat(3.0, 0.5)],
-             "live_p99_ms": live_p99, "ready_p99_ms": 3.0, "size_mb": 100.0}
-    return {"started": "2026-11-29 00:00 UTC", "rate": 200.0, "duration": 30.0, "rounds": 1, "problems": [],
-            "host": {"cpus": 2, "platform": "linux/amd64", "docker": "26", "load_start": "0.5", "load_end": "0.5"},
-            "csm": image, "baseline": {**image, "size_mb": 268.0}}
+    image = {
+        "start_ready_runs": [3.0],
+        "docker_stats": "50MiB / 2GiB",
+        "start_ready_s": 3.0,
+        "live": [round_stat(live_p99, load)],
+        "ready": [round_stat(3.0, 0.5)],
+        "live_p99_ms": live_p99,
+        "ready_p99_ms": 3.0,
+        "size_mb": 100.0,
+    }
+    return {
+        "started": "2026-11-29 00:00 UTC",
+        "rate": 200.0,
+        "duration": 30.0,
+        "rounds": 1,
+        "problems": [],
+        "host": {"cpus": 2, "platform": "linux/amd64", "docker": "26", "load_start": "0.5", "load_end": "0.5"},
+        "csm": image,
+        "baseline": {**image, "size_mb": 268.0},
+    }
 
 
 def test_percentile_is_the_nearest_rank(bench: ModuleType) -> None:
     ordered = [float(n) for n in range(1, 101)]
-    assert (bench.percentile(ordered, 50), bench.percentile(ordered, 99), bench.percentile(ordered, 100)) == (50, 99, 100)
+    assert (bench.percentile(ordered, 50), bench.percentile(ordered, 99), bench.percentile(ordered, 100)) == (
+        50,
+        99,
+        100,
+    )
     assert bench.percentile([7.0], 99) == 7.0
 
 

@@ -1,4 +1,5 @@
 """ECS service component: cluster, task definition from the renderer, task security group, service."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import botocore.session
 import pulumi
 import pytest
 from botocore.validate import ParamValidator
-
 from csm_pulumi_mocks import ACCOUNT, CsmMocks, construct, install
 
 mocks = install(CsmMocks())
@@ -28,9 +28,19 @@ def spec(stack="prod"):
 def make(stack="prod", **overrides):
     s = spec(stack)
     arns = {x.ref: f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:{x.ref}-Ab12Cd" for x in s.secrets}
-    args = dict(spec=s, image_ref=IMAGE, region="eu-west-1", vpc_id="vpc-1", subnet_ids=["subnet-p1", "subnet-p2"],
-                alb_security_group_id="sg-alb", target_group_arn="arn:tg", execution_role_arn="arn:aws:iam::1:role/exec",
-                task_role_arn="arn:aws:iam::1:role/task", log_group_name="/ecs/csm-prod", secret_arns=arns)
+    args = dict(
+        spec=s,
+        image_ref=IMAGE,
+        region="eu-west-1",
+        vpc_id="vpc-1",
+        subnet_ids=["subnet-p1", "subnet-p2"],
+        alb_security_group_id="sg-alb",
+        target_group_arn="arn:tg",
+        execution_role_arn="arn:aws:iam::1:role/exec",
+        task_role_arn="arn:aws:iam::1:role/task",
+        log_group_name="/ecs/csm-prod",
+        secret_arns=arns,
+    )
     return EcsService("svc", EcsServiceArgs(**{**args, **overrides}))
 
 
@@ -74,7 +84,9 @@ def test_health_check_grace_period(rec):
 
 
 def test_service_sits_behind_the_target_group(rec):
-    assert service(rec)["loadBalancers"] == [{"targetGroupArn": "arn:tg", "containerName": "csm", "containerPort": 8000}]
+    assert service(rec)["loadBalancers"] == [
+        {"targetGroupArn": "arn:tg", "containerName": "csm", "containerPort": 8000}
+    ]
 
 
 def test_fargate_capacity(rec):
@@ -96,10 +108,18 @@ def test_task_definition_roles_are_separate(rec):
 
 def test_deployed_container_definitions_validate_against_botocore(rec):
     td = taskdef(rec)
-    params = {"family": td["family"], "containerDefinitions": json.loads(td["containerDefinitions"]), "cpu": td["cpu"],
-              "memory": td["memory"], "networkMode": td["networkMode"], "requiresCompatibilities": td["requiresCompatibilities"],
-              "volumes": td["volumes"], "runtimePlatform": td["runtimePlatform"],
-              "executionRoleArn": td["executionRoleArn"], "taskRoleArn": td["taskRoleArn"]}
+    params = {
+        "family": td["family"],
+        "containerDefinitions": json.loads(td["containerDefinitions"]),
+        "cpu": td["cpu"],
+        "memory": td["memory"],
+        "networkMode": td["networkMode"],
+        "requiresCompatibilities": td["requiresCompatibilities"],
+        "volumes": td["volumes"],
+        "runtimePlatform": td["runtimePlatform"],
+        "executionRoleArn": td["executionRoleArn"],
+        "taskRoleArn": td["taskRoleArn"],
+    }
     report = ParamValidator().validate(params, REGISTER)
     assert not report.has_errors(), report.generate_report()
 
@@ -112,19 +132,28 @@ def test_deployed_container_uses_the_image_digest_and_secret_arns(rec):
 
 def test_deployed_container_hardening(rec):
     c = json.loads(taskdef(rec)["containerDefinitions"])[0]
-    assert (c["user"], c["readonlyRootFilesystem"], c["linuxParameters"]["capabilities"]["drop"]) == ("65532:65532", True, ["ALL"])
+    assert (c["user"], c["readonlyRootFilesystem"], c["linuxParameters"]["capabilities"]["drop"]) == (
+        "65532:65532",
+        True,
+        ["ALL"],
+    )
     assert c["healthCheck"]["command"] == ["CMD", "/opt/venv/bin/python", "-m", "csm", "healthcheck"]
     assert c["logConfiguration"]["options"]["awslogs-group"] == "/ecs/csm-prod"
 
 
 def test_tasks_accept_traffic_only_from_the_alb(rec):
     rules = rec.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    assert [(r.inputs["referencedSecurityGroupId"], r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in rules] == [("sg-alb", 8000, None)]
+    assert [(r.inputs["referencedSecurityGroupId"], r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in rules] == [
+        ("sg-alb", 8000, None)
+    ]
 
 
 def test_tasks_reach_out_only_to_https_and_cassandra(rec):
-    ports = sorted(r.inputs["fromPort"] for r in rec.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
-                   if r.inputs["securityGroupId"] != "sg-alb")
+    ports = sorted(
+        r.inputs["fromPort"]
+        for r in rec.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+        if r.inputs["securityGroupId"] != "sg-alb"
+    )
     assert ports == [443, 9142], f"svc-tasks egress: {ports}"
 
 

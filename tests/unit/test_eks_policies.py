@@ -1,5 +1,6 @@
 """Pure parts of the EKS components: IAM documents (IRSA, Pod Identity, secrets) and the Output
 substitution that keeps the applied objects equal to the rendered ones."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,9 @@ KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234"
 
 
 def test_irsa_trust_strips_the_issuer_scheme():
-    cond = irsa_trust("arn:aws:iam::111122223333:oidc-provider/" + ISSUER, "https://" + ISSUER, "csm", "csm")["Statement"][0]["Condition"]
+    cond = irsa_trust("arn:aws:iam::111122223333:oidc-provider/" + ISSUER, "https://" + ISSUER, "csm", "csm")[
+        "Statement"
+    ][0]["Condition"]
     assert set(cond["StringEquals"]) == {f"{ISSUER}:sub", f"{ISSUER}:aud"}
 
 

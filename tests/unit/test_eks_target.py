@@ -1,15 +1,15 @@
 """The EKS target under Pulumi mocks: the whole program (``__main__.py``) with ``csm:target eks``,
 for both cluster modes (create / existing) and both secret modes (External Secrets Operator /
 Secret from a Pulumi secret), plus Pod Identity and Fargate. One rule per test."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 
 import pytest
-from pulumi.runtime import rpc
-
 from csm_pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, install, run_program
+from pulumi.runtime import rpc
 
 install(CsmMocks())
 
@@ -39,8 +39,11 @@ class EksMocks(CsmMocks):
         rid, out = super().new_resource(args)
         self.providers[args.name] = args.provider or ""
         if args.typ == "eks:index:Cluster":
-            out.update(kubeconfigJson='{"apiVersion": "v1"}', oidcIssuer=f"https://{ISSUER_NEW}",
-                       oidcProviderArn=f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER_NEW}")
+            out.update(
+                kubeconfigJson='{"apiVersion": "v1"}',
+                oidcIssuer=f"https://{ISSUER_NEW}",
+                oidcProviderArn=f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER_NEW}",
+            )
         elif args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
             out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"csm-prod-eks-1.{REGION}.elb.amazonaws.com"}]}}
         return rid, out
@@ -49,30 +52,63 @@ class EksMocks(CsmMocks):
         t, a = args.token, dict(args.args)
         if t == "aws:eks/getCluster:getCluster":
             self.calls.append((t, a))
-            return {"name": a["name"], "id": a["name"], "identities": [{"oidcs": [{"issuer": f"https://{ISSUER_EXISTING}"}]}]}
+            return {
+                "name": a["name"],
+                "id": a["name"],
+                "identities": [{"oidcs": [{"issuer": f"https://{ISSUER_EXISTING}"}]}],
+            }
         if t == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
         if t == "aws:lb/getLoadBalancer:getLoadBalancer":
             self.calls.append((t, a))
-            return {"arnSuffix": ALB_SUFFIX, "arn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/{ALB_SUFFIX}", "id": "lb"}
+            return {
+                "arnSuffix": ALB_SUFFIX,
+                "arn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/{ALB_SUFFIX}",
+                "id": "lb",
+            }
         if t == "aws:lb/getTargetGroup:getTargetGroup":
             self.calls.append((t, a))
-            return {"arnSuffix": TG_SUFFIX, "arn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:{TG_SUFFIX}", "id": "tg"}
+            return {
+                "arnSuffix": TG_SUFFIX,
+                "arn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:{TG_SUFFIX}",
+                "id": "tg",
+            }
         return super().call(args)
 
 
 EXISTING = {"csm:eksClusterMode": "existing", "csm:eksClusterName": "shared-prod", "csm:eksKubeconfig": KUBECONFIG}
-PULUMI_SECRETS = {"csm:secretSource": "pulumi", "csm:secrets": ["CSM_CASSANDRA_PASSWORD=cassandraPassword"],
-                  "csm:cassandraPassword": "not-a-real-password"}
+PULUMI_SECRETS = {
+    "csm:secretSource": "pulumi",
+    "csm:secrets": ["CSM_CASSANDRA_PASSWORD=cassandraPassword"],
+    "csm:cassandraPassword": "not-a-real-password",
+}
 SCENARIOS = {
     # cluster mode, secret mode, identity
     "create-eso-irsa": ("prod", {"csm:target": "eks"}),
     "existing-eso-podid": ("prod", {"csm:target": "eks", "csm:eksIdentityMode": "pod-identity", **EXISTING}),
     # HTTP on the Ingress's own address: only with the explicit dev opt-in (allowInsecureDev).
-    "existing-pulumi-irsa": ("dev", {"csm:target": "eks", **EXISTING, **PULUMI_SECRETS,
-                                     "csm:domainName": "", "csm:certificateArn": "", "csm:allowInsecureDev": True}),
-    "create-fargate-pulumi": ("dev", {"csm:target": "eks", "csm:eksNodeMode": "fargate", "csm:serviceArchitecture": "x86_64",
-                                      "csm:imagePlatforms": ["linux/amd64"], "csm:eksContainerInsights": False, **PULUMI_SECRETS}),
+    "existing-pulumi-irsa": (
+        "dev",
+        {
+            "csm:target": "eks",
+            **EXISTING,
+            **PULUMI_SECRETS,
+            "csm:domainName": "",
+            "csm:certificateArn": "",
+            "csm:allowInsecureDev": True,
+        },
+    ),
+    "create-fargate-pulumi": (
+        "dev",
+        {
+            "csm:target": "eks",
+            "csm:eksNodeMode": "fargate",
+            "csm:serviceArchitecture": "x86_64",
+            "csm:imagePlatforms": ["linux/amd64"],
+            "csm:eksContainerInsights": False,
+            **PULUMI_SECRETS,
+        },
+    ),
 }
 _RUNS: dict[str, EksMocks] = {}
 
@@ -94,7 +130,13 @@ def run(scenario: str) -> EksMocks:
 
 
 def k8s_resource(m: EksMocks, kind: str, name: str) -> dict:
-    found = [r for r in m.registered if r.typ.startswith("kubernetes:") and r.typ.endswith(f":{kind}") and r.inputs.get("metadata", {}).get("name") == name]
+    found = [
+        r
+        for r in m.registered
+        if r.typ.startswith("kubernetes:")
+        and r.typ.endswith(f":{kind}")
+        and r.inputs.get("metadata", {}).get("name") == name
+    ]
     assert len(found) == 1, f"expected one {kind}/{name}, got {[r.name for r in found]}"
     return found[0].inputs
 
@@ -122,7 +164,9 @@ def test_eks_target_is_dispatched():
 @pytest.mark.parametrize("scenario", ALL)
 def test_outputs_are_exported(scenario):
     outputs = run(scenario).outputs
-    assert {"serviceUrl", "cluster", "namespace", "logGroup", "dashboard", "imageRef"} <= set(outputs), f"{scenario}: {sorted(outputs)}"
+    assert {"serviceUrl", "cluster", "namespace", "logGroup", "dashboard", "imageRef"} <= set(outputs), (
+        f"{scenario}: {sorted(outputs)}"
+    )
 
 
 def test_service_url_is_the_https_domain():
@@ -148,7 +192,11 @@ def test_new_cluster_has_oidc_api_auth_and_network_policy_enforcement(scenario):
 
 
 def test_new_cluster_logs_the_control_plane():
-    assert set(run("create-eso-irsa").one("eks:index:Cluster").inputs["enabledClusterLogTypes"]) >= {"api", "audit", "authenticator"}
+    assert set(run("create-eso-irsa").one("eks:index:Cluster").inputs["enabledClusterLogTypes"]) >= {
+        "api",
+        "audit",
+        "authenticator",
+    }
 
 
 def test_managed_node_group_uses_the_configured_graviton_instances():
@@ -156,7 +204,11 @@ def test_managed_node_group_uses_the_configured_graviton_instances():
     c = cfg("create-eso-irsa")
     assert ng["instanceTypes"] == c.eks.instance_types
     assert ng["amiType"] == "AL2023_ARM_64_STANDARD"
-    assert ng["scalingConfig"] == {"minSize": c.eks.node_min, "desiredSize": c.eks.node_desired, "maxSize": c.eks.node_max}
+    assert ng["scalingConfig"] == {
+        "minSize": c.eks.node_min,
+        "desiredSize": c.eks.node_desired,
+        "maxSize": c.eks.node_max,
+    }
 
 
 def test_managed_nodes_require_imdsv2_with_hop_limit_one():
@@ -180,21 +232,33 @@ def test_fargate_profile_selects_the_service_and_system_namespaces():
 @pytest.mark.parametrize("scenario", EXISTING_RUNS)
 def test_existing_cluster_creates_no_cluster_or_network(scenario):
     m = run(scenario)
-    assert not m.of_type("eks:index:Cluster") and not m.of_type("aws:ec2/vpc:Vpc") and not m.of_type("aws:eks/nodeGroup:NodeGroup"), scenario
-    assert ("aws:eks/getCluster:getCluster", {"name": "shared-prod"}) in [(t, {"name": a.get("name")}) for t, a in m.calls], scenario
+    assert (
+        not m.of_type("eks:index:Cluster")
+        and not m.of_type("aws:ec2/vpc:Vpc")
+        and not m.of_type("aws:eks/nodeGroup:NodeGroup")
+    ), scenario
+    assert ("aws:eks/getCluster:getCluster", {"name": "shared-prod"}) in [
+        (t, {"name": a.get("name")}) for t, a in m.calls
+    ], scenario
 
 
 @pytest.mark.parametrize("scenario", EXISTING_RUNS)
 def test_existing_cluster_provider_uses_the_configured_kubeconfig(scenario):
     kubeconfig = run(scenario).one("pulumi:providers:kubernetes").inputs["kubeconfig"]
-    assert kubeconfig == {rpc._special_sig_key: rpc._special_secret_sig, "value": KUBECONFIG}, f"{scenario}: not the configured kubeconfig as a secret"
+    assert kubeconfig == {rpc._special_sig_key: rpc._special_secret_sig, "value": KUBECONFIG}, (
+        f"{scenario}: not the configured kubeconfig as a secret"
+    )
 
 
 @pytest.mark.parametrize("scenario", ALL)
 def test_every_kubernetes_object_uses_the_cluster_provider(scenario):
     m = run(scenario)
-    wrong = [r.name for r in m.registered
-             if r.typ.startswith("kubernetes:") and "pulumi:providers:kubernetes::csm-cluster-k8s::" not in m.providers[r.name]]
+    wrong = [
+        r.name
+        for r in m.registered
+        if r.typ.startswith("kubernetes:")
+        and "pulumi:providers:kubernetes::csm-cluster-k8s::" not in m.providers[r.name]
+    ]
     assert not wrong, f"{scenario}: not on the cluster's provider: {wrong}"
 
 
@@ -208,12 +272,18 @@ def test_pod_identity_agent_addon_is_installed_on_new_pod_identity_clusters():
 
 
 EXPECTED_TYPES = {
-    "Namespace": "kubernetes:core/v1:Namespace", "ServiceAccount": "kubernetes:core/v1:ServiceAccount",
-    "ConfigMap": "kubernetes:core/v1:ConfigMap", "Secret": "kubernetes:core/v1:Secret",
-    "Deployment": "kubernetes:apps/v1:Deployment", "Service": "kubernetes:core/v1:Service",
-    "Ingress": "kubernetes:networking.k8s.io/v1:Ingress", "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
-    "PodDisruptionBudget": "kubernetes:policy/v1:PodDisruptionBudget", "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
-    "SecretStore": "kubernetes:external-secrets.io/v1:SecretStore", "ExternalSecret": "kubernetes:external-secrets.io/v1:ExternalSecret",
+    "Namespace": "kubernetes:core/v1:Namespace",
+    "ServiceAccount": "kubernetes:core/v1:ServiceAccount",
+    "ConfigMap": "kubernetes:core/v1:ConfigMap",
+    "Secret": "kubernetes:core/v1:Secret",
+    "Deployment": "kubernetes:apps/v1:Deployment",
+    "Service": "kubernetes:core/v1:Service",
+    "Ingress": "kubernetes:networking.k8s.io/v1:Ingress",
+    "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+    "PodDisruptionBudget": "kubernetes:policy/v1:PodDisruptionBudget",
+    "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "SecretStore": "kubernetes:external-secrets.io/v1:SecretStore",
+    "ExternalSecret": "kubernetes:external-secrets.io/v1:ExternalSecret",
 }
 
 
@@ -230,7 +300,11 @@ def test_each_rendered_object_is_its_own_typed_resource(scenario):
     objs = rendered(scenario, role[0].outputs["arn"] if role else None)
     for obj in objs:
         typ = EXPECTED_TYPES[obj["kind"]]
-        found = [r for r in m.of_type(typ) if r.inputs["metadata"]["name"] == obj["metadata"]["name"] and r.name.startswith("csm-k8s-")]
+        found = [
+            r
+            for r in m.of_type(typ)
+            if r.inputs["metadata"]["name"] == obj["metadata"]["name"] and r.name.startswith("csm-k8s-")
+        ]
         assert len(found) == 1, f"{scenario}: {render.object_key(obj)} applied {len(found)} times as {typ}"
     assert not [r for r in m.registered if "yaml" in r.typ.lower()], f"{scenario}: YAML groups are not used"
 
@@ -266,35 +340,55 @@ def test_irsa_role_trusts_only_the_service_account(scenario, issuer):
     st = trust["Statement"]
     assert len(st) == 1 and st[0]["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert st[0]["Principal"] == {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}"}
-    assert st[0]["Condition"]["StringEquals"] == {f"{issuer}:sub": "system:serviceaccount:csm:csm", f"{issuer}:aud": "sts.amazonaws.com"}
+    assert st[0]["Condition"]["StringEquals"] == {
+        f"{issuer}:sub": "system:serviceaccount:csm:csm",
+        f"{issuer}:aud": "sts.amazonaws.com",
+    }
 
 
 def test_irsa_on_an_existing_cluster_trusts_its_oidc_provider():
     v = {**values("existing-eso-podid"), "csm:eksIdentityMode": "irsa"}
     m = run_program("prod", as_pulumi_config(v), EksMocks())
     trust, _ = role_docs(m, "csm-app")
-    assert trust["Statement"][0]["Principal"] == {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER_EXISTING}"}
+    assert trust["Statement"][0]["Principal"] == {
+        "Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER_EXISTING}"
+    }
 
 
 def test_irsa_service_account_carries_the_role_arn():
     m = run("create-eso-irsa")
     sa = k8s_resource(m, "ServiceAccount", "csm")
-    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == m.one("aws:iam/role:Role", "csm-app").outputs["arn"]
+    assert (
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        == m.one("aws:iam/role:Role", "csm-app").outputs["arn"]
+    )
 
 
 def test_pod_identity_role_trusts_eks_pods_of_this_service_account_only():
     trust, _ = role_docs(run("existing-eso-podid"), "csm-app")
     pods = trust["Statement"][0]
-    assert pods["Principal"] == {"Service": "pods.eks.amazonaws.com"} and set(pods["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
-    assert pods["Condition"]["StringEquals"] == {"aws:RequestTag/eks-cluster-name": "shared-prod",
-                                                  "aws:RequestTag/kubernetes-namespace": "csm",
-                                                  "aws:RequestTag/kubernetes-service-account": "csm"}
+    assert pods["Principal"] == {"Service": "pods.eks.amazonaws.com"} and set(pods["Action"]) == {
+        "sts:AssumeRole",
+        "sts:TagSession",
+    }
+    assert pods["Condition"]["StringEquals"] == {
+        "aws:RequestTag/eks-cluster-name": "shared-prod",
+        "aws:RequestTag/kubernetes-namespace": "csm",
+        "aws:RequestTag/kubernetes-service-account": "csm",
+    }
 
 
 def test_pod_identity_association_binds_the_service_account():
     m = run("existing-eso-podid")
-    assoc = [r.inputs for r in m.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation") if r.name == "csm-app"]
-    assert assoc and assoc[0]["namespace"] == "csm" and assoc[0]["serviceAccount"] == "csm" and assoc[0]["clusterName"] == "shared-prod"
+    assoc = [
+        r.inputs for r in m.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation") if r.name == "csm-app"
+    ]
+    assert (
+        assoc
+        and assoc[0]["namespace"] == "csm"
+        and assoc[0]["serviceAccount"] == "csm"
+        and assoc[0]["clusterName"] == "shared-prod"
+    )
     assert assoc[0]["roleArn"] == m.one("aws:iam/role:Role", "csm-app").outputs["arn"]
 
 
@@ -302,9 +396,18 @@ def test_pod_identity_eso_controller_role_has_no_permissions_and_is_trusted_by_t
     m = run("existing-eso-podid")
     controller = m.one("aws:iam/role:Role", "csm-eso-controller")
     assert not [r for r in m.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "csm-eso-controller"]
-    assert not [r for r in m.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.startswith("csm-eso-controller")]
+    assert not [
+        r
+        for r in m.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.name.startswith("csm-eso-controller")
+    ]
     trust, _ = role_docs(m, "csm-app")
-    assert {"Sid": "TrustedRoles", "Effect": "Allow", "Principal": {"AWS": [controller.outputs["arn"]]}, "Action": ["sts:AssumeRole", "sts:TagSession"]} in trust["Statement"]
+    assert {
+        "Sid": "TrustedRoles",
+        "Effect": "Allow",
+        "Principal": {"AWS": [controller.outputs["arn"]]},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+    } in trust["Statement"]
 
 
 def test_pod_identity_secret_store_names_the_service_role():
@@ -317,16 +420,27 @@ def test_pod_identity_secret_store_names_the_service_role():
 def test_role_reads_exactly_the_service_secrets(scenario):
     _, policy = role_docs(run(scenario), "csm-app")
     secrets = [s for s in policy["Statement"] if s.get("Sid") == "NamedSecretsOnly"]
-    expected = sorted(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{e.ref}-Ab12Cd" for e in cfg(scenario).secrets.entries)
-    assert secrets == [{"Sid": "NamedSecretsOnly", "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-                        "Resource": expected}], scenario
+    expected = sorted(
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{e.ref}-Ab12Cd" for e in cfg(scenario).secrets.entries
+    )
+    assert secrets == [
+        {
+            "Sid": "NamedSecretsOnly",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+            "Resource": expected,
+        }
+    ], scenario
 
 
 @pytest.mark.parametrize("scenario", ESO)
 def test_role_uses_its_keyspace_only(scenario):
     _, policy = role_docs(run(scenario), "csm-app")
     own = next(s for s in policy["Statement"] if s.get("Sid") == "OwnKeyspace")
-    assert own["Resource"] == [f"arn:aws:cassandra:{REGION}:{ACCOUNT}:/keyspace/csm/", f"arn:aws:cassandra:{REGION}:{ACCOUNT}:/keyspace/csm/table/*"]
+    assert own["Resource"] == [
+        f"arn:aws:cassandra:{REGION}:{ACCOUNT}:/keyspace/csm/",
+        f"arn:aws:cassandra:{REGION}:{ACCOUNT}:/keyspace/csm/table/*",
+    ]
 
 
 @pytest.mark.parametrize("scenario", ALL)
@@ -336,7 +450,9 @@ def test_no_policy_allows_star_actions_on_star_resources(scenario):
         for st in json.loads(r.inputs["policy"])["Statement"]:
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            assert not (any(a == "*" or a.endswith(":*") for a in actions) and "*" in resources), f"{scenario}: {r.name} {st}"
+            assert not (any(a == "*" or a.endswith(":*") for a in actions) and "*" in resources), (
+                f"{scenario}: {r.name} {st}"
+            )
 
 
 def test_no_role_when_the_service_needs_no_aws_permissions():
@@ -361,8 +477,17 @@ def test_eso_pods_are_restricted(scenario):
     values_ = run(scenario).one("kubernetes:helm.sh/v3:Release", "eso-release").inputs["values"]
     for part in (values_, values_["webhook"], values_["certController"]):
         sc = part["securityContext"]
-        assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
-    ns = [r.inputs for r in run(scenario).of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "external-secrets"]
+        assert (
+            sc["runAsNonRoot"]
+            and sc["readOnlyRootFilesystem"]
+            and sc["allowPrivilegeEscalation"] is False
+            and sc["capabilities"] == {"drop": ["ALL"]}
+        )
+    ns = [
+        r.inputs
+        for r in run(scenario).of_type("kubernetes:core/v1:Namespace")
+        if r.inputs["metadata"]["name"] == "external-secrets"
+    ]
     assert ns and ns[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
@@ -379,8 +504,13 @@ def test_eso_mode_applies_one_external_secret_per_secret(scenario):
 def test_pulumi_secret_mode_creates_the_secret_from_the_pulumi_secret(scenario):
     m = run(scenario)
     secret = k8s_resource(m, "Secret", "csm-cassandra-password")
-    assert secret["stringData"] == {rpc._special_sig_key: rpc._special_secret_sig, "value": {"value": "not-a-real-password"}}, scenario
-    assert not m.of_type("kubernetes:helm.sh/v3:Release") and not m.of_type("kubernetes:external-secrets.io/v1:ExternalSecret"), scenario
+    assert secret["stringData"] == {
+        rpc._special_sig_key: rpc._special_secret_sig,
+        "value": {"value": "not-a-real-password"},
+    }, scenario
+    assert not m.of_type("kubernetes:helm.sh/v3:Release") and not m.of_type(
+        "kubernetes:external-secrets.io/v1:ExternalSecret"
+    ), scenario
 
 
 # --------------------------------------------------------------------------- observability
@@ -390,17 +520,28 @@ def test_container_insights_addon_uses_an_irsa_agent_role():
     m = run("create-eso-irsa")
     addon = m.one("aws:eks/addon:Addon", "csm-insights").inputs
     role = m.one("aws:iam/role:Role", "csm-insights-agent")
-    assert addon["addonName"] == "amazon-cloudwatch-observability" and addon["serviceAccountRoleArn"] == role.outputs["arn"]
+    assert (
+        addon["addonName"] == "amazon-cloudwatch-observability"
+        and addon["serviceAccountRoleArn"] == role.outputs["arn"]
+    )
     attach = m.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "csm-insights-agent").inputs
     assert attach["policyArn"] == "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
-    assert trust["Condition"]["StringEquals"][f"{ISSUER_NEW}:sub"] == "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent"
+    assert (
+        trust["Condition"]["StringEquals"][f"{ISSUER_NEW}:sub"]
+        == "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent"
+    )
 
 
 def test_container_insights_addon_uses_pod_identity_when_configured():
     m = run("existing-eso-podid")
     addon = m.one("aws:eks/addon:Addon", "csm-insights").inputs
-    assert addon["podIdentityAssociations"] == [{"roleArn": m.one("aws:iam/role:Role", "csm-insights-agent").outputs["arn"], "serviceAccount": "cloudwatch-agent"}]
+    assert addon["podIdentityAssociations"] == [
+        {
+            "roleArn": m.one("aws:iam/role:Role", "csm-insights-agent").outputs["arn"],
+            "serviceAccount": "cloudwatch-agent",
+        }
+    ]
 
 
 def test_no_container_insights_or_alarms_when_off():
@@ -409,12 +550,20 @@ def test_no_container_insights_or_alarms_when_off():
     assert not m.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
 
 
-ALARMS = ["csm-alarms-5xx-rate", "csm-alarms-p99-latency", "csm-alarms-unhealthy-hosts", "csm-alarms-running-below-desired",
-          "csm-alarms-cpu-high", "csm-alarms-memory-high"]
+ALARMS = [
+    "csm-alarms-5xx-rate",
+    "csm-alarms-p99-latency",
+    "csm-alarms-unhealthy-hosts",
+    "csm-alarms-running-below-desired",
+    "csm-alarms-cpu-high",
+    "csm-alarms-memory-high",
+]
 
 
 def test_the_ecs_alarm_set_exists_on_eks():
-    assert sorted(a.name for a in run("create-eso-irsa").of_type("aws:cloudwatch/metricAlarm:MetricAlarm")) == sorted(ALARMS)
+    assert sorted(a.name for a in run("create-eso-irsa").of_type("aws:cloudwatch/metricAlarm:MetricAlarm")) == sorted(
+        ALARMS
+    )
 
 
 def test_alb_alarms_watch_the_ingress_load_balancer():
@@ -423,10 +572,16 @@ def test_alb_alarms_watch_the_ingress_load_balancer():
     assert latency["dimensions"] == {"LoadBalancer": ALB_SUFFIX, "TargetGroup": TG_SUFFIX}
     lookups = {t: a for t, a in m.calls if t.startswith("aws:lb/")}
     assert lookups["aws:lb/getLoadBalancer:getLoadBalancer"]["name"] == "csm-prod-eks"
-    assert lookups["aws:lb/getTargetGroup:getTargetGroup"]["tags"] == {"ingress.k8s.aws/stack": "csm/csm", "elbv2.k8s.aws/cluster": "csm-prod"}
+    assert lookups["aws:lb/getTargetGroup:getTargetGroup"]["tags"] == {
+        "ingress.k8s.aws/stack": "csm/csm",
+        "elbv2.k8s.aws/cluster": "csm-prod",
+    }
 
 
-@pytest.mark.parametrize("alarm,metric", [("cpu-high", "pod_cpu_utilization_over_pod_limit"), ("memory-high", "pod_memory_utilization_over_pod_limit")])
+@pytest.mark.parametrize(
+    "alarm,metric",
+    [("cpu-high", "pod_cpu_utilization_over_pod_limit"), ("memory-high", "pod_memory_utilization_over_pod_limit")],
+)
 def test_resource_alarms_use_container_insights_pod_metrics(alarm, metric):
     a = run("create-eso-irsa").one("aws:cloudwatch/metricAlarm:MetricAlarm", alarm).inputs
     assert (a["namespace"], a["metricName"]) == ("ContainerInsights", metric)

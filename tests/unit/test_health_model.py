@@ -12,12 +12,12 @@ own reconnect brings every replica back when the database returns.
 - Kubernetes: liveness and startup probes restart; readiness only routes.
 - Swarm: the container health check restarts; HAProxy's readiness check only routes.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from csm_pulumi_mocks import CsmMocks, install, run_program
 
 install(CsmMocks())
@@ -46,12 +46,17 @@ def test_ecs_replaces_tasks_only_on_liveness(stack):
     assert tg["path"] == LIVE, f"{stack}: ECS replaces tasks failing the target group check; it must not be readiness"
     container = json.loads(m.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])[0]
     assert container["healthCheck"]["command"] == ["CMD", *IMAGE_HEALTHCHECK]
-    assert m.one("aws:ecs/service:Service").inputs["healthCheckGracePeriodSeconds"] >= container["healthCheck"]["startPeriod"]
+    assert (
+        m.one("aws:ecs/service:Service").inputs["healthCheckGracePeriodSeconds"]
+        >= container["healthCheck"]["startPeriod"]
+    )
 
 
 def test_kubernetes_restarts_on_liveness_and_routes_on_readiness():
     cfg = StackConfig.load({**load_stack_values("prod"), "csm:target": "eks"}, stack="prod")
-    objects = k8s.render_objects(build_spec(cfg, DIGEST), k8s.options_from_config(cfg, role_arn="arn:aws:iam::111122223333:role/x"))
+    objects = k8s.render_objects(
+        build_spec(cfg, DIGEST), k8s.options_from_config(cfg, role_arn="arn:aws:iam::111122223333:role/x")
+    )
     c = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert c["livenessProbe"]["httpGet"]["path"] == LIVE and c["startupProbe"]["httpGet"]["path"] == LIVE
     assert c["readinessProbe"]["httpGet"]["path"] == READY
@@ -59,8 +64,18 @@ def test_kubernetes_restarts_on_liveness_and_routes_on_readiness():
 
 def test_swarm_restarts_on_liveness_and_the_proxy_routes_on_readiness():
     proxy = "r/p@sha256:" + "b" * 64
-    cfg = StackConfig.load({**load_stack_values("dev"), "csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:allowInsecureDev": True,
-                            "csm:swarmPublishMode": "host", "csm:swarmEndpointMode": "dnsrr", "csm:swarmProxyImage": proxy}, stack="dev")
+    cfg = StackConfig.load(
+        {
+            **load_stack_values("dev"),
+            "csm:target": "swarm",
+            "csm:swarmHost": "ssh://d@h",
+            "csm:allowInsecureDev": True,
+            "csm:swarmPublishMode": "host",
+            "csm:swarmEndpointMode": "dnsrr",
+            "csm:swarmProxyImage": proxy,
+        },
+        stack="dev",
+    )
     doc = swarm_render.stack_document(cfg, build_spec(cfg, DIGEST))
     assert doc["services"]["csm"]["healthcheck"]["test"] == ["CMD", *IMAGE_HEALTHCHECK]
     assert doc["services"]["proxy"]["environment"]["CSM_HEALTH_PATH"] == READY

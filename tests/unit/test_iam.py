@@ -1,12 +1,21 @@
 """Task IAM: execution and task roles separated and least-privilege; every policy parses and
 no statement allows '*' actions on '*' resources."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from csm_pulumi_mocks import ACCOUNT, CsmMocks, as_list, assert_no_star_on_star, assert_well_formed, construct, install, policy_documents
+from csm_pulumi_mocks import (
+    ACCOUNT,
+    CsmMocks,
+    as_list,
+    assert_no_star_on_star,
+    assert_well_formed,
+    construct,
+    install,
+    policy_documents,
+)
 
 install(CsmMocks())
 
@@ -66,7 +75,9 @@ def test_no_statement_allows_star_on_star(external, keyspaces):
 def test_execution_role_reads_only_the_named_secrets(external):
     doc = policy_documents(external)["csm-roles-execution"]
     secret_statements = [s for s in statements(doc) if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
-    assert [as_list(s["Resource"]) for s in secret_statements] == [[SECRET]], "csm-roles-execution: only the named secret"
+    assert [as_list(s["Resource"]) for s in secret_statements] == [[SECRET]], (
+        "csm-roles-execution: only the named secret"
+    )
 
 
 def test_execution_role_writes_only_its_own_log_group(external):
@@ -82,7 +93,9 @@ def test_execution_role_pulls_only_its_own_repository(external):
 
 
 def test_task_role_has_no_policy_without_keyspaces(external):
-    assert "csm-roles-task" not in policy_documents(external), "csm-roles-task: nothing to grant with external Cassandra"
+    assert "csm-roles-task" not in policy_documents(external), (
+        "csm-roles-task: nothing to grant with external Cassandra"
+    )
 
 
 def test_task_role_gets_only_its_keyspace_when_keyspaces_is_used(keyspaces):
@@ -98,26 +111,38 @@ def test_keyspaces_grants_stay_off_the_execution_role(keyspaces):
 
 
 def test_no_secret_statement_without_secrets():
-    doc = execution_policy(log_group_arn=LOG_GROUP, secret_arns=[], kms_key_arns=[], ecr_repository_arn=None, region="eu-west-1")
+    doc = execution_policy(
+        log_group_arn=LOG_GROUP, secret_arns=[], kms_key_arns=[], ecr_repository_arn=None, region="eu-west-1"
+    )
     assert [s["Sid"] for s in statements(doc)] == ["OwnLogGroup"]
 
 
 def test_kms_decrypt_only_through_secrets_manager():
-    doc = execution_policy(log_group_arn=LOG_GROUP, secret_arns=[SECRET], kms_key_arns=[f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/abc"],
-                           ecr_repository_arn=None, region="eu-west-1")
-    kms = [s for s in statements(doc) if s["Action"] == "kms:Decrypt"][0]
+    doc = execution_policy(
+        log_group_arn=LOG_GROUP,
+        secret_arns=[SECRET],
+        kms_key_arns=[f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/abc"],
+        ecr_repository_arn=None,
+        region="eu-west-1",
+    )
+    kms = next(s for s in statements(doc) if s["Action"] == "kms:Decrypt")
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}
 
 
 def test_exec_command_is_a_task_role_grant_only_when_asked():
-    assert task_policy(keyspaces=False, keyspace="csm", region="eu-west-1", account_id=ACCOUNT, execute_command=False) is None
+    assert (
+        task_policy(keyspaces=False, keyspace="csm", region="eu-west-1", account_id=ACCOUNT, execute_command=False)
+        is None
+    )
     doc = task_policy(keyspaces=False, keyspace="csm", region="eu-west-1", account_id=ACCOUNT, execute_command=True)
     assert_no_star_on_star("exec", doc)
 
 
 def test_star_on_star_check_catches_a_bad_statement():
     with pytest.raises(AssertionError, match=r"allows"):
-        assert_no_star_on_star("bad", {"Statement": [{"Sid": "X", "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+        assert_no_star_on_star(
+            "bad", {"Statement": [{"Sid": "X", "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        )
 
 
 def test_assume_role_policy_shape():

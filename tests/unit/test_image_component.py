@@ -1,12 +1,12 @@
 """Image component under mocks: ECR repositories, multi-platform build with registry cache,
 scan between build and release, release by digest."""
+
 from __future__ import annotations
 
 import json
 
 import pulumi
 import pytest
-
 from csm_pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, construct, install
 
 mocks = install(CsmMocks())
@@ -43,11 +43,19 @@ def test_staging_repository_is_immutable_except_the_cache_tag(built):
 
 def test_git_commit_marks_and_hashes_uncommitted_changes(tmp_path, monkeypatch):
     import subprocess
+
     from components.image import git_commit
+
     monkeypatch.delenv("GITHUB_SHA", raising=False)
-    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
-    run("init", "-q"); (tmp_path / "app").mkdir(); (tmp_path / "app" / "f").write_text("1")
-    run("add", "."); run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+
+    def run(*a):
+        return subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    run("init", "-q")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "f").write_text("1")
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
     clean = git_commit(tmp_path)
     assert len(clean) == 12 and "dirty" not in clean
     (tmp_path / "app" / "f").write_text("2")
@@ -110,8 +118,12 @@ def test_build_pushes_only_to_staging_by_digest(built):
     # digest: BuildKit stamps the build time) cannot fail with ImageTagAlreadyExists there.
     b = build(built)
     assert not b.get("tags") and b.get("push") is False
-    assert b["exports"] == [{"raw": f"type=image,name={ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging,push-by-digest=true,"
-                                    "name-canonical=true,push=true,rewrite-timestamp=true"}]
+    assert b["exports"] == [
+        {
+            "raw": f"type=image,name={ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging,push-by-digest=true,"
+            "name-canonical=true,push=true,rewrite-timestamp=true"
+        }
+    ]
 
 
 def test_build_timestamps_come_from_the_commit():
@@ -125,7 +137,7 @@ def test_release_tag_carries_the_digest_so_a_rebuild_never_collides(built):
 
 
 def test_no_tag_is_latest(built):
-    tags = build(built).get("tags", []) + [built[0].one("docker-build:index:Index").inputs["tag"]]
+    tags = [*build(built).get("tags", []), built[0].one("docker-build:index:Index").inputs["tag"]]
     assert not [t for t in tags if t.endswith(":latest")], tags
 
 
@@ -165,11 +177,13 @@ def test_scan_script_fails_fast():
 
 
 def test_release_copies_the_staged_digest(built):
-    assert built[0].one("docker-build:index:Index").inputs["sources"] == [f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging@{DIGEST}"]
+    assert built[0].one("docker-build:index:Index").inputs["sources"] == [
+        f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-staging@{DIGEST}"
+    ]
 
 
 def test_outputs_are_by_digest(built):
-    _, (image, out) = built
+    _, (_image, out) = built
     assert out["ref"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm@{DIGEST}"
     assert out["digest"] == DIGEST
 
@@ -198,5 +212,9 @@ def test_ref_output_names_the_release_repository():
     install(mocks)
     image = Image("csm-image-x", ImageArgs(**{**ARGS, "repository_name": "csm-x"}))
     return pulumi.Output.all(image.ref).apply(
-        lambda v: None if v[0].startswith(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-x@sha256:") else pytest.fail(f"csm-image-x ref {v[0]}")
+        lambda v: (
+            None
+            if v[0].startswith(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/csm-x@sha256:")
+            else pytest.fail(f"csm-image-x ref {v[0]}")
+        )
     )

@@ -1,5 +1,6 @@
 """Issue 13, the ECS target: what would break or leak on AWS that no mock sees by itself, each pinned to the AWS
 documentation it follows."""
+
 from __future__ import annotations
 
 import json
@@ -7,17 +8,16 @@ import re
 
 import pulumi_aws as aws
 import pytest
-
 from csm_pulumi_mocks import ACCOUNT, ROOT, CsmMocks, construct, install, run_program
 
 mocks = install(CsmMocks())
 
-from components.alb import LoadBalancer, LoadBalancerArgs  # noqa: E402
+from test_ecs_service import make  # noqa: E402
+
 from components.config import StackConfig  # noqa: E402
 from components.render import ecs as render  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import as_pulumi_config, load_stack_values  # noqa: E402
-from test_ecs_service import make  # noqa: E402
 
 
 def test_fargate_capacity_providers_are_associated_with_the_cluster():
@@ -91,11 +91,26 @@ def test_tmp_is_writable_by_65532_on_fargate(dev):
 def test_keep_alive_outlasts_the_idle_timeout_on_every_target():
     for stack in ("dev", "prod"):
         for target in ("ecs", "eks", "swarm"):
-            cfg = StackConfig.load({**load_stack_values(stack), "csm:target": target, "csm:albIdleTimeout": 120,
-                                    "csm:swarmHost": "ssh://d@h", "csm:allowInsecureDev": stack == "dev",
-                                    **({"csm:swarmPublishMode": "host", "csm:swarmProxyImage": "r/p@sha256:" + "b" * 64,
-                                        "csm:swarmProxyTlsSecret": "csm/tls", "csm:swarmSecretNameKey": "k" * 32} if stack == "prod" else {})},
-                                   stack=stack)
+            cfg = StackConfig.load(
+                {
+                    **load_stack_values(stack),
+                    "csm:target": target,
+                    "csm:albIdleTimeout": 120,
+                    "csm:swarmHost": "ssh://d@h",
+                    "csm:allowInsecureDev": stack == "dev",
+                    **(
+                        {
+                            "csm:swarmPublishMode": "host",
+                            "csm:swarmProxyImage": "r/p@sha256:" + "b" * 64,
+                            "csm:swarmProxyTlsSecret": "csm/tls",
+                            "csm:swarmSecretNameKey": "k" * 32,
+                        }
+                        if stack == "prod"
+                        else {}
+                    ),
+                },
+                stack=stack,
+            )
             env = build_spec(cfg).env_dict
             assert int(env["CSM_KEEP_ALIVE_TIMEOUT"]) > 120, (stack, target, env.get("CSM_KEEP_ALIVE_TIMEOUT"))
 
@@ -122,7 +137,10 @@ def test_private_registry_image_gets_repository_credentials():
 
 
 def test_rendered_task_definition_has_repository_credentials_too():
-    cfg = StackConfig.load({**load_stack_values("dev"), "csm:imageRef": GHCR, "csm:imageRepositoryCredentials": "csm/dev/ghcr"}, stack="dev")
+    cfg = StackConfig.load(
+        {**load_stack_values("dev"), "csm:imageRef": GHCR, "csm:imageRepositoryCredentials": "csm/dev/ghcr"},
+        stack="dev",
+    )
     files = render.render_files(cfg, build_spec(cfg))
     c = json.loads(files["task-definition.json"])["containerDefinitions"][0]
     assert c["repositoryCredentials"]["credentialsParameter"].endswith(":secret:csm/dev/ghcr")

@@ -1,4 +1,5 @@
 """Issue 13: the smaller findings, one test each."""
+
 from __future__ import annotations
 
 from components.eks_irsa import pod_identity_trust
@@ -23,7 +24,11 @@ def test_created_cluster_runs_a_node_autoscaler():
     # Issue 13 item 7: replicas + a surge pod need more nodes than eksNodeMinSize; the Cluster Autoscaler adds them
     # (up to eksNodeMaxSize), found through the node group's auto-discovery tags.
     m = _created_cluster()
-    release = next(r for r in m.registered if r.typ == "kubernetes:helm.sh/v3:Release" and r.inputs.get("chart") == "cluster-autoscaler")
+    release = next(
+        r
+        for r in m.registered
+        if r.typ == "kubernetes:helm.sh/v3:Release" and r.inputs.get("chart") == "cluster-autoscaler"
+    )
     values = release.inputs["values"]
     assert values["autoDiscovery"]["clusterName"] == "csm-prod" and values["cloudProvider"] == "aws"
     assert values["image"]["tag"] == "v1.33.0"
@@ -31,7 +36,10 @@ def test_created_cluster_runs_a_node_autoscaler():
     role = next(r for r in m.of_type("aws:iam/role:Role") if r.outputs.get("arn") == role_arn)
     assert "system:serviceaccount:kube-system:cluster-autoscaler" in role.inputs["assumeRolePolicy"]
     import json
-    policy = json.loads(next(r for r in m.of_type("aws:iam/rolePolicy:RolePolicy") if "autoscaler" in r.name).inputs["policy"])
+
+    policy = json.loads(
+        next(r for r in m.of_type("aws:iam/rolePolicy:RolePolicy") if "autoscaler" in r.name).inputs["policy"]
+    )
     resize = next(s for s in policy["Statement"] if s["Sid"] == "ResizeOwnNodeGroups")
     assert resize["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/csm-prod": "owned"}}
 
@@ -39,7 +47,9 @@ def test_created_cluster_runs_a_node_autoscaler():
 def test_created_cluster_has_metrics_server_for_the_hpa():
     # Issue 13 item 10 (second half): without the metrics API the HPA never scales.
     m = _created_cluster()
-    assert [r.inputs["addonName"] for r in m.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "metrics-server"] == ["metrics-server"]
+    assert [
+        r.inputs["addonName"] for r in m.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "metrics-server"
+    ] == ["metrics-server"]
 
 
 def test_swarm_ecr_credential_refresh_is_supported_and_documented():

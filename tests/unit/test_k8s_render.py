@@ -2,6 +2,7 @@
 configured version (kubernetes-validate, offline, unknown fields rejected), each ExternalSecret and
 SecretStore against the CRDs of the External Secrets Operator release the stack installs, and
 everything carries each rule of the EKS target; one rule per test."""
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,8 @@ import yaml
 
 from components.config import StackConfig
 from components.external_secrets import CHART_VERSION as ESO_VERSION
-from components.render import load_all
 from components.render import kubernetes as k8s
+from components.render import load_all
 from components.render_all import render_stack
 from components.spec import build_spec
 from components.stackfiles import load_stack_values
@@ -32,13 +33,21 @@ ROLE = "arn:aws:iam::111122223333:role/csm-app"
 VARIANTS: dict[str, tuple[str, dict]] = {
     "dev": ("dev", {}),
     "prod": ("prod", {}),
-    "dev-eks-pulumi-secrets": ("dev", {
-        "csm:target": "eks", "csm:secretSource": "pulumi",
-        "csm:secrets": ["CSM_CASSANDRA_PASSWORD=cassandraPassword", "/run/secrets/ca-key=caKey"],
-        "csm:cassandraPassword": "not-a-real-password", "csm:caKey": "not-a-real-key",
-    }),
+    "dev-eks-pulumi-secrets": (
+        "dev",
+        {
+            "csm:target": "eks",
+            "csm:secretSource": "pulumi",
+            "csm:secrets": ["CSM_CASSANDRA_PASSWORD=cassandraPassword", "/run/secrets/ca-key=caKey"],
+            "csm:cassandraPassword": "not-a-real-password",
+            "csm:caKey": "not-a-real-key",
+        },
+    ),
     "prod-eks-pod-identity": ("prod", {"csm:target": "eks", "csm:eksIdentityMode": "pod-identity"}),
-    "dev-eks-no-ingress-1.30": ("dev", {"csm:target": "eks", "csm:eksIngress": False, "csm:eksKubernetesVersion": "1.30", "csm:secrets": []}),
+    "dev-eks-no-ingress-1.30": (
+        "dev",
+        {"csm:target": "eks", "csm:eksIngress": False, "csm:eksKubernetesVersion": "1.30", "csm:secrets": []},
+    ),
 }
 
 
@@ -75,8 +84,12 @@ def container(variant: str = "prod") -> dict:
 
 def rendered_cases(eso: bool) -> list:
     """(variant, index) of every rendered object of the External Secrets Operator (eso) or of every other."""
-    return [pytest.param(v, i, id=f"{v}-{o['kind']}-{o['metadata']['name']}") for v in VARIANTS
-            for i, o in enumerate(rendered(v)) if (o["apiVersion"].split("/")[0] == "external-secrets.io") == eso]
+    return [
+        pytest.param(v, i, id=f"{v}-{o['kind']}-{o['metadata']['name']}")
+        for v in VARIANTS
+        for i, o in enumerate(rendered(v))
+        if (o["apiVersion"].split("/")[0] == "external-secrets.io") == eso
+    ]
 
 
 CORE = rendered_cases(eso=False)
@@ -89,7 +102,9 @@ def test_object_validates_strictly_against_the_kubernetes_schema(variant, index)
     try:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as exc:
-        pytest.fail(f"{variant}: {k8s.object_key(obj)} invalid for Kubernetes {version}: {exc.message} at {list(exc.path)}")
+        pytest.fail(
+            f"{variant}: {k8s.object_key(obj)} invalid for Kubernetes {version}: {exc.message} at {list(exc.path)}"
+        )
 
 
 def test_strict_validation_rejects_unknown_fields():
@@ -121,7 +136,9 @@ def _eso_module_zip() -> bytes:
             pytest.fail(f"{url} is required under CI=true: {error}")
         pytest.skip(f"{url}: {error}")
     digest = hashlib.sha256(data).hexdigest()
-    assert digest == ESO_MODULE_SHA256[ESO_VERSION], f"{url}: sha256 {digest}, expected {ESO_MODULE_SHA256[ESO_VERSION]}"
+    assert digest == ESO_MODULE_SHA256[ESO_VERSION], (
+        f"{url}: sha256 {digest}, expected {ESO_MODULE_SHA256[ESO_VERSION]}"
+    )
     ESO_CACHE.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(data)
     return data
@@ -134,7 +151,11 @@ def _strict(schema):
     if not isinstance(schema, dict):
         return schema
     out = {key: _strict(value) for key, value in schema.items()}
-    if "properties" in schema and "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -162,7 +183,9 @@ ESO_OBJECTS = rendered_cases(eso=True)
 def test_external_secrets_objects_validate_strictly_against_the_operators_crds(variant, index):
     obj = rendered(variant)[index]
     validator = eso_validators().get((obj["apiVersion"], obj["kind"]))
-    assert validator is not None, f"{variant}: {k8s.object_key(obj)}: {obj['apiVersion']} is not served by external-secrets v{ESO_VERSION}"
+    assert validator is not None, (
+        f"{variant}: {k8s.object_key(obj)}: {obj['apiVersion']} is not served by external-secrets v{ESO_VERSION}"
+    )
     problems = [f"{e.message} at {list(e.absolute_path)}" for e in validator.iter_errors(obj)]
     assert not problems, f"{variant}: {k8s.object_key(obj)} invalid for external-secrets v{ESO_VERSION}: {problems}"
 
@@ -183,7 +206,11 @@ def test_object_names_are_unique():
 def test_every_namespaced_object_is_in_the_configured_namespace():
     for variant in VARIANTS:
         ns = cfg_for(variant).eks.namespace
-        wrong = [k8s.object_key(o) for o in rendered(variant) if o["kind"] != "Namespace" and o["metadata"].get("namespace") != ns]
+        wrong = [
+            k8s.object_key(o)
+            for o in rendered(variant)
+            if o["kind"] != "Namespace" and o["metadata"].get("namespace") != ns
+        ]
         assert not wrong, f"{variant}: outside namespace {ns}: {wrong}"
 
 
@@ -249,7 +276,9 @@ def test_pulumi_secret_mode_renders_secrets_without_values():
     assert {s["metadata"]["name"] for s in secrets} == {"csm-cassandra-password", "csm-ca-key"}
     for s in secrets:
         assert "data" not in s and "stringData" not in s, f"{s['metadata']['name']} carries a value"
-    assert not objects("dev-eks-pulumi-secrets", "ExternalSecret") and not objects("dev-eks-pulumi-secrets", "SecretStore")
+    assert not objects("dev-eks-pulumi-secrets", "ExternalSecret") and not objects(
+        "dev-eks-pulumi-secrets", "SecretStore"
+    )
 
 
 def test_secret_values_never_appear_in_the_rendered_file():
@@ -265,7 +294,9 @@ def test_env_secrets_come_from_secret_key_refs():
 def test_file_secrets_are_mounted_read_only_at_their_path():
     mounts = {m["mountPath"]: m for m in container("dev-eks-pulumi-secrets")["volumeMounts"]}
     assert mounts["/run/secrets/ca-key"]["readOnly"] is True
-    volume = next(v for v in pod("dev-eks-pulumi-secrets")["volumes"] if v["name"] == mounts["/run/secrets/ca-key"]["name"])
+    volume = next(
+        v for v in pod("dev-eks-pulumi-secrets")["volumes"] if v["name"] == mounts["/run/secrets/ca-key"]["name"]
+    )
     assert volume["secret"]["secretName"] == "csm-ca-key"
 
 
@@ -294,7 +325,13 @@ def test_requests_and_limits_follow_the_spec():
 
 def test_pod_security_context_is_restricted():
     sc = pod()["securityContext"]
-    assert sc == {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert sc == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def test_container_security_context_is_restricted():
@@ -316,7 +353,10 @@ def test_pods_spread_across_zones_and_hosts():
     spread = {c["topologyKey"]: c for c in pod()["topologySpreadConstraints"]}
     assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "DoNotSchedule"  # prod
     assert spread["kubernetes.io/hostname"]["maxSkew"] == 1
-    assert spread["topology.kubernetes.io/zone"]["labelSelector"]["matchLabels"] == one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert (
+        spread["topology.kubernetes.io/zone"]["labelSelector"]["matchLabels"]
+        == one("Deployment")["spec"]["selector"]["matchLabels"]
+    )
 
 
 def test_dev_zone_spread_is_best_effort():
@@ -365,14 +405,24 @@ def test_config_change_rolls_the_pods():
     a = k8s.deployment(build_spec(cfg, DIGEST), k8s.options_from_config(cfg))
     b = k8s.deployment(build_spec(other, DIGEST), k8s.options_from_config(other))
     key = "csm.io/config-checksum"
-    assert a["spec"]["template"]["metadata"]["annotations"][key] != b["spec"]["template"]["metadata"]["annotations"][key]
+    assert (
+        a["spec"]["template"]["metadata"]["annotations"][key] != b["spec"]["template"]["metadata"]["annotations"][key]
+    )
 
 
 @pytest.mark.parametrize("check", [csm_policies.kubernetes_pod_restricted, csm_policies.images_by_digest])
 def test_deployment_passes_the_policy_pack(check):
     dep = one("Deployment")
-    args = type("Args", (), {"resource_type": "kubernetes:apps/v1:Deployment", "props": {"spec": dep["spec"], "metadata": dep["metadata"]},
-                             "name": "csm", "urn": "urn:csm"})()
+    args = type(
+        "Args",
+        (),
+        {
+            "resource_type": "kubernetes:apps/v1:Deployment",
+            "props": {"spec": dep["spec"], "metadata": dep["metadata"]},
+            "name": "csm",
+            "urn": "urn:csm",
+        },
+    )()
     violations: list[str] = []
     check(args, lambda message, urn=None: violations.append(message))
     assert violations == []
@@ -405,7 +455,10 @@ def test_ingress_health_check_uses_the_ready_endpoint():
 
 def test_ingress_deregistration_delay_is_the_drain_time():
     ann = one("Ingress")["metadata"]["annotations"]
-    assert ann["alb.ingress.kubernetes.io/target-group-attributes"] == f"deregistration_delay.timeout_seconds={cfg_for('prod').service.drain_seconds}"
+    assert (
+        ann["alb.ingress.kubernetes.io/target-group-attributes"]
+        == f"deregistration_delay.timeout_seconds={cfg_for('prod').service.drain_seconds}"
+    )
 
 
 def test_ingress_routes_the_domain_to_the_service():
@@ -442,7 +495,10 @@ def test_hpa_scales_on_cpu_and_memory():
 
 def test_pdb_allows_one_pod_down():
     pdb = one("PodDisruptionBudget")["spec"]
-    assert pdb["maxUnavailable"] == 1 and pdb["selector"]["matchLabels"] == one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert (
+        pdb["maxUnavailable"] == 1
+        and pdb["selector"]["matchLabels"] == one("Deployment")["spec"]["selector"]["matchLabels"]
+    )
 
 
 def test_namespace_denies_all_traffic_by_default():
@@ -482,7 +538,12 @@ def test_keyspaces_with_pod_identity_reaches_only_the_agent():
 
 
 def test_older_kubernetes_gets_no_sleep_action():
-    assert "lifecycle" not in k8s.deployment(build_spec(cfg_for("prod"), DIGEST), k8s.KubernetesOptions(kubernetes_version="1.29"))["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        "lifecycle"
+        not in k8s.deployment(build_spec(cfg_for("prod"), DIGEST), k8s.KubernetesOptions(kubernetes_version="1.29"))[
+            "spec"
+        ]["template"]["spec"]["containers"][0]
+    )
 
 
 # --------------------------------------------------------------------------- checkov skips, make render

@@ -1,8 +1,8 @@
 """Network component: new VPC across >= 2 AZs with NAT, or existing subnets checked for AZ spread."""
+
 from __future__ import annotations
 
 import pytest
-
 from csm_pulumi_mocks import AZS, CsmMocks, construct, install
 
 install(CsmMocks())
@@ -12,8 +12,11 @@ from components.network import Network, NetworkArgs, subnet_cidrs  # noqa: E402
 
 @pytest.fixture(scope="module")
 def created():
-    return construct(lambda: (lambda n: (n, {"private": n.private_subnet_ids, "public": n.public_subnet_ids, "azs": n.availability_zones}))(
-        Network("net", NetworkArgs(cidr="10.40.0.0/16", az_count=3, nat_gateways=2))))
+    return construct(
+        lambda: (
+            lambda n: (n, {"private": n.private_subnet_ids, "public": n.public_subnet_ids, "azs": n.availability_zones})
+        )(Network("net", NetworkArgs(cidr="10.40.0.0/16", az_count=3, nat_gateways=2)))
+    )
 
 
 def subnets(mocks, kind):
@@ -36,7 +39,9 @@ def test_private_subnets_route_through_nat(created):
     assert len(private_rts) == 3
     for rt in private_rts:
         assert rt.inputs["routes"][0].get("natGatewayId"), f"{rt.name}: default route must use a NAT gateway"
-        assert not rt.inputs["routes"][0].get("gatewayId"), f"{rt.name}: private subnets must not route to the internet gateway"
+        assert not rt.inputs["routes"][0].get("gatewayId"), (
+            f"{rt.name}: private subnets must not route to the internet gateway"
+        )
 
 
 def test_public_subnets_route_through_the_internet_gateway(created):
@@ -54,7 +59,7 @@ def test_default_security_group_is_emptied(created):
 
 
 def test_outputs_list_the_private_subnets(created):
-    _, (net, out) = created
+    _, (_net, out) = created
     assert out["private"] == ["net-private-0-id", "net-private-1-id", "net-private-2-id"]
     assert len(set(out["azs"])) == 3
 
@@ -66,9 +71,19 @@ def test_subnet_cidrs_do_not_overlap():
 
 def test_existing_subnets_pass_through_after_the_az_check():
     mocks = CsmMocks(subnet_azs={"subnet-0000000c": "eu-west-1a", "subnet-0000000d": "eu-west-1b"})
-    _, (net, out) = construct(lambda: (lambda n: (n, {"private": n.private_subnet_ids, "vpc": n.vpc_id}))(
-        Network("net", NetworkArgs(vpc_id="vpc-0123456789abcdef0", public_subnet_ids=["subnet-0000000a", "subnet-0000000b"],
-                                   private_subnet_ids=["subnet-0000000c", "subnet-0000000d"]))), mocks=mocks)
+    _, (_net, out) = construct(
+        lambda: (lambda n: (n, {"private": n.private_subnet_ids, "vpc": n.vpc_id}))(
+            Network(
+                "net",
+                NetworkArgs(
+                    vpc_id="vpc-0123456789abcdef0",
+                    public_subnet_ids=["subnet-0000000a", "subnet-0000000b"],
+                    private_subnet_ids=["subnet-0000000c", "subnet-0000000d"],
+                ),
+            )
+        ),
+        mocks=mocks,
+    )
     assert out == {"private": ["subnet-0000000c", "subnet-0000000d"], "vpc": "vpc-0123456789abcdef0"}
     assert mocks.of_type("aws:ec2/vpc:Vpc") == [], "an existing VPC must not be created"
 
@@ -76,6 +91,17 @@ def test_existing_subnets_pass_through_after_the_az_check():
 def test_existing_subnets_in_one_az_fail_the_deployment():
     mocks = CsmMocks(subnet_azs={"subnet-0000000c": "eu-west-1a", "subnet-0000000d": "eu-west-1a"})
     with pytest.raises(Exception, match="1 availability zone"):
-        construct(lambda: (lambda n: (n, {"private": n.private_subnet_ids}))(
-            Network("net", NetworkArgs(vpc_id="vpc-0123456789abcdef0", public_subnet_ids=["subnet-0000000a", "subnet-0000000b"],
-                                       private_subnet_ids=["subnet-0000000c", "subnet-0000000d"], min_azs=2))), mocks=mocks)
+        construct(
+            lambda: (lambda n: (n, {"private": n.private_subnet_ids}))(
+                Network(
+                    "net",
+                    NetworkArgs(
+                        vpc_id="vpc-0123456789abcdef0",
+                        public_subnet_ids=["subnet-0000000a", "subnet-0000000b"],
+                        private_subnet_ids=["subnet-0000000c", "subnet-0000000d"],
+                        min_azs=2,
+                    ),
+                )
+            ),
+            mocks=mocks,
+        )

@@ -1,4 +1,5 @@
 """CrossGuard validators (policy/csm_policies.py), called with compliant and non-compliant resource args."""
+
 from __future__ import annotations
 
 import copy
@@ -31,23 +32,40 @@ def violations(validator, resource_type: str, props: dict, name: str = "csm-res"
 
 # ------------------------------------------------------------------ ECS task definitions
 
+
 def container(**overrides) -> dict:
     c = {
-        "name": "csm", "image": IMAGE, "user": "10001:10001", "readonlyRootFilesystem": True,
-        "essential": True, "portMappings": [{"containerPort": 8000, "protocol": "tcp"}],
-        "environment": [{"name": "CSM_CASSANDRA_KEYSPACE", "value": "csm"},
-                        {"name": "CSM_CASSANDRA_PASSWORD_FILE", "value": "/run/secrets/cassandra"},
-                        {"name": "CSM_CA_SECRET_ARN", "value": "arn:aws:secretsmanager:eu-west-1:1:secret:ca"}],
-        "secrets": [{"name": "CSM_CASSANDRA_PASSWORD",
-                     "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:csm/cassandra"}],
+        "name": "csm",
+        "image": IMAGE,
+        "user": "10001:10001",
+        "readonlyRootFilesystem": True,
+        "essential": True,
+        "portMappings": [{"containerPort": 8000, "protocol": "tcp"}],
+        "environment": [
+            {"name": "CSM_CASSANDRA_KEYSPACE", "value": "csm"},
+            {"name": "CSM_CASSANDRA_PASSWORD_FILE", "value": "/run/secrets/cassandra"},
+            {"name": "CSM_CA_SECRET_ARN", "value": "arn:aws:secretsmanager:eu-west-1:1:secret:ca"},
+        ],
+        "secrets": [
+            {
+                "name": "CSM_CASSANDRA_PASSWORD",
+                "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:csm/cassandra",
+            }
+        ],
     }
     c.update(overrides)
     return c
 
 
 def task(*containers: dict) -> dict:
-    return {"family": "csm", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
-            "cpu": "512", "memory": "1024", "containerDefinitions": json.dumps(list(containers) or [container()])}
+    return {
+        "family": "csm",
+        "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc",
+        "cpu": "512",
+        "memory": "1024",
+        "containerDefinitions": json.dumps(list(containers) or [container()]),
+    }
 
 
 ECS_VALIDATORS = [p.ecs_task_read_only_non_root, p.ecs_task_no_plaintext_secrets, p.images_by_digest]
@@ -58,29 +76,47 @@ def test_compliant_task_definition_passes(validator):
     assert violations(validator, p.ECS_TASK, task()) == []
 
 
-@pytest.mark.parametrize("override, expected", [
-    ({"readonlyRootFilesystem": False}, "must set readonlyRootFilesystem: true"),
-    ({"readonlyRootFilesystem": None}, "must set readonlyRootFilesystem: true"),
-    ({"user": None}, "must set user to a non-root uid"),
-    ({"user": "0"}, "must set user to a non-root uid"),
-    ({"user": "root:root"}, "must set user to a non-root uid"),
-    ({"user": "0:10001"}, "must set user to a non-root uid"),
-    ({"privileged": True}, "must not be privileged"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ({"readonlyRootFilesystem": False}, "must set readonlyRootFilesystem: true"),
+        ({"readonlyRootFilesystem": None}, "must set readonlyRootFilesystem: true"),
+        ({"user": None}, "must set user to a non-root uid"),
+        ({"user": "0"}, "must set user to a non-root uid"),
+        ({"user": "root:root"}, "must set user to a non-root uid"),
+        ({"user": "0:10001"}, "must set user to a non-root uid"),
+        ({"privileged": True}, "must not be privileged"),
+    ],
+)
 def test_task_definition_must_be_read_only_non_root(override, expected):
     found = violations(p.ecs_task_read_only_non_root, p.ECS_TASK, task(container(**override)), name="csm-task")
     assert len(found) == 1 and expected in found[0] and "csm-task: container csm" in found[0], found
 
 
 def test_every_container_of_a_task_is_checked():
-    found = violations(p.ecs_task_read_only_non_root, p.ECS_TASK,
-                       task(container(), container(name="sidecar", user=None, readonlyRootFilesystem=False)))
+    found = violations(
+        p.ecs_task_read_only_non_root,
+        p.ECS_TASK,
+        task(container(), container(name="sidecar", user=None, readonlyRootFilesystem=False)),
+    )
     assert len(found) == 2 and all("container sidecar" in m for m in found)
 
 
-@pytest.mark.parametrize("name", ["CSM_CASSANDRA_PASSWORD", "DB_PASSWD", "API_TOKEN", "AWS_SECRET_ACCESS_KEY",
-                                  "CSM_CA_PRIVATE_KEY", "STRIPE_APIKEY", "client_secret", "GITHUB_TOKEN",
-                                  "SERVICE_CREDENTIALS", "CSM_ADMINPASSWORD"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CSM_CASSANDRA_PASSWORD",
+        "DB_PASSWD",
+        "API_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "CSM_CA_PRIVATE_KEY",
+        "STRIPE_APIKEY",
+        "client_secret",
+        "GITHUB_TOKEN",
+        "SERVICE_CREDENTIALS",
+        "CSM_ADMINPASSWORD",
+    ],
+)
 def test_secret_looking_plaintext_env_var_is_a_violation(name):
     c = container(environment=[{"name": name, "value": "hunter2"}])
     found = violations(p.ecs_task_no_plaintext_secrets, p.ECS_TASK, task(c))
@@ -88,18 +124,31 @@ def test_secret_looking_plaintext_env_var_is_a_violation(name):
     assert "hunter2" not in found[0], "the violation never echoes the secret value"
 
 
-@pytest.mark.parametrize("name", ["CSM_CASSANDRA_KEYSPACE", "CSM_CASSANDRA_PASSWORD_FILE", "CSM_CA_SECRET_ARN",
-                                  "CSM_LOG_LEVEL", "MONKEY_MODE", "TOKENIZER", "CSM_SECRET_NAME"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CSM_CASSANDRA_KEYSPACE",
+        "CSM_CASSANDRA_PASSWORD_FILE",
+        "CSM_CA_SECRET_ARN",
+        "CSM_LOG_LEVEL",
+        "MONKEY_MODE",
+        "TOKENIZER",
+        "CSM_SECRET_NAME",
+    ],
+)
 def test_ordinary_or_reference_env_var_names_pass(name):
     c = container(environment=[{"name": name, "value": "x"}])
     assert violations(p.ecs_task_no_plaintext_secrets, p.ECS_TASK, task(c)) == []
 
 
-@pytest.mark.parametrize("defs, expected", [
-    ("not json", "is not valid JSON"),
-    ('{"name": "csm"}', "must be a JSON list of container objects"),
-    ('["csm"]', "must be a JSON list of container objects"),
-])
+@pytest.mark.parametrize(
+    "defs, expected",
+    [
+        ("not json", "is not valid JSON"),
+        ('{"name": "csm"}', "must be a JSON list of container objects"),
+        ('["csm"]', "must be a JSON list of container objects"),
+    ],
+)
 def test_malformed_container_definitions_are_violations(defs, expected):
     props = dict(task(), containerDefinitions=defs)
     for validator in ECS_VALIDATORS:
@@ -117,14 +166,18 @@ def test_unknown_container_definitions_defer_to_the_engine():
 
 # ------------------------------------------------------------------ images by digest
 
-@pytest.mark.parametrize("image", [
-    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/csm:1.0.0",
-    "127.0.0.1:5000/csm:latest",
-    "csm",
-    f"csm@sha256:{'0' * 63}",
-    f"csm@sha256:{'A' * 64}",
-    None,
-])
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/csm:1.0.0",
+        "127.0.0.1:5000/csm:latest",
+        "csm",
+        f"csm@sha256:{'0' * 63}",
+        f"csm@sha256:{'A' * 64}",
+        None,
+    ],
+)
 def test_ecs_image_must_be_pinned_by_digest(image):
     found = violations(p.images_by_digest, p.ECS_TASK, task(container(image=image)))
     assert len(found) == 1 and "not referenced by digest" in found[0]
@@ -137,33 +190,48 @@ def test_tag_and_digest_together_is_by_digest():
 
 # ------------------------------------------------------------------ ECR, CloudWatch
 
+
 def test_ecr_repository_immutable_with_scan_on_push_passes():
     props = {"imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": True}}
     assert violations(p.ecr_immutable_scan_on_push, p.ECR_REPOSITORY, props) == []
 
 
-@pytest.mark.parametrize("props, expected", [
-    ({"imageScanningConfiguration": {"scanOnPush": True}}, "(got MUTABLE (default))"),
-    ({"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}}, "must be IMMUTABLE"),
-    ({"imageTagMutability": "IMMUTABLE"}, "scanOnPush must be true"),
-    ({"imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": False}}, "scanOnPush must be true"),
-])
+@pytest.mark.parametrize(
+    "props, expected",
+    [
+        ({"imageScanningConfiguration": {"scanOnPush": True}}, "(got MUTABLE (default))"),
+        ({"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}}, "must be IMMUTABLE"),
+        ({"imageTagMutability": "IMMUTABLE"}, "scanOnPush must be true"),
+        (
+            {"imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": False}},
+            "scanOnPush must be true",
+        ),
+    ],
+)
 def test_ecr_repository_violations(props, expected):
     found = violations(p.ecr_immutable_scan_on_push, p.ECR_REPOSITORY, props, name="csm-repo")
     assert len(found) == 1 and expected in found[0] and found[0].startswith("csm-repo:")
 
 
 def test_ecr_exclusion_of_a_literal_cache_tag_passes():
-    props = {"imageTagMutability": "IMMUTABLE_WITH_EXCLUSION", "imageScanningConfiguration": {"scanOnPush": True},
-             "imageTagMutabilityExclusionFilters": [{"filter": "buildcache", "filterType": "WILDCARD"}]}
+    props = {
+        "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+        "imageScanningConfiguration": {"scanOnPush": True},
+        "imageTagMutabilityExclusionFilters": [{"filter": "buildcache", "filterType": "WILDCARD"}],
+    }
     assert violations(p.ecr_immutable_scan_on_push, p.ECR_REPOSITORY, props) == []
 
 
 @pytest.mark.parametrize("pattern", ["*", "v*", "build*cache", ""])
 def test_ecr_wildcard_exclusion_is_a_violation(pattern):
-    props = {"imageTagMutability": "IMMUTABLE_WITH_EXCLUSION", "imageScanningConfiguration": {"scanOnPush": True},
-             "imageTagMutabilityExclusionFilters": [{"filter": "buildcache", "filterType": "WILDCARD"},
-                                                    {"filter": pattern, "filterType": "WILDCARD"}]}
+    props = {
+        "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+        "imageScanningConfiguration": {"scanOnPush": True},
+        "imageTagMutabilityExclusionFilters": [
+            {"filter": "buildcache", "filterType": "WILDCARD"},
+            {"filter": pattern, "filterType": "WILDCARD"},
+        ],
+    }
     found = violations(p.ecr_immutable_scan_on_push, p.ECR_REPOSITORY, props)
     assert len(found) == 1 and "must be one literal tag" in found[0]
 
@@ -184,13 +252,22 @@ LB_PARENT = "csm:alb:LoadBalancer$"
 
 
 def sg(*ingress: dict, **extra) -> dict:
-    return {"description": "test", "ingress": list(ingress),
-            "egress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}], **extra}
+    return {
+        "description": "test",
+        "ingress": list(ingress),
+        "egress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}],
+        **extra,
+    }
 
 
 def rule(port_from: int, port_to: int, protocol: str = "tcp", cidrs=("0.0.0.0/0",), ipv6=()) -> dict:
-    return {"protocol": protocol, "fromPort": port_from, "toPort": port_to,
-            "cidrBlocks": list(cidrs), "ipv6CidrBlocks": list(ipv6)}
+    return {
+        "protocol": protocol,
+        "fromPort": port_from,
+        "toPort": port_to,
+        "cidrBlocks": list(cidrs),
+        "ipv6CidrBlocks": list(ipv6),
+    }
 
 
 def test_load_balancer_sg_may_open_80_and_443_to_the_world():
@@ -204,27 +281,38 @@ def test_load_balancer_role_tag_also_marks_the_lb_sg():
 
 
 def test_private_ingress_and_public_egress_pass():
-    props = sg(rule(8000, 8000, cidrs=("10.0.0.0/16",)), {"protocol": "tcp", "fromPort": 8000, "toPort": 8000,
-                                                         "securityGroups": ["sg-123"]})
+    props = sg(
+        rule(8000, 8000, cidrs=("10.0.0.0/16",)),
+        {"protocol": "tcp", "fromPort": 8000, "toPort": 8000, "securityGroups": ["sg-123"]},
+    )
     assert violations(p.no_public_ingress, p.SECURITY_GROUP, props, parents="csm:ecs:Service$") == []
 
 
-@pytest.mark.parametrize("ingress, parents, expected", [
-    (rule(443, 443), "csm:ecs:Service$", "only the load balancer may accept traffic from the internet"),
-    (rule(8000, 8000), LB_PARENT, "only TCP 80 and 443"),
-    (rule(22, 22), "", "only TCP 80 and 443"),
-    (rule(80, 443), LB_PARENT, "only TCP 80 and 443"),
-    (rule(0, 0, protocol="-1"), LB_PARENT, "ingress -1 0-0 from 0.0.0.0/0"),
-    (rule(443, 443, protocol="udp"), LB_PARENT, "only TCP 80 and 443"),
-    (rule(9042, 9042, cidrs=(), ipv6=("::/0",)), "", "from ::/0"),
-])
+@pytest.mark.parametrize(
+    "ingress, parents, expected",
+    [
+        (rule(443, 443), "csm:ecs:Service$", "only the load balancer may accept traffic from the internet"),
+        (rule(8000, 8000), LB_PARENT, "only TCP 80 and 443"),
+        (rule(22, 22), "", "only TCP 80 and 443"),
+        (rule(80, 443), LB_PARENT, "only TCP 80 and 443"),
+        (rule(0, 0, protocol="-1"), LB_PARENT, "ingress -1 0-0 from 0.0.0.0/0"),
+        (rule(443, 443, protocol="udp"), LB_PARENT, "only TCP 80 and 443"),
+        (rule(9042, 9042, cidrs=(), ipv6=("::/0",)), "", "from ::/0"),
+    ],
+)
 def test_public_ingress_violations_on_security_group(ingress, parents, expected):
     found = violations(p.no_public_ingress, p.SECURITY_GROUP, sg(ingress), name="csm-sg", parents=parents)
     assert len(found) == 1 and expected in found[0] and found[0].startswith("csm-sg:"), found
 
 
 def test_vpc_ingress_rule_resource_is_checked():
-    public_443 = {"securityGroupId": "sg-1", "cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 443, "toPort": 443}
+    public_443 = {
+        "securityGroupId": "sg-1",
+        "cidrIpv4": "0.0.0.0/0",
+        "ipProtocol": "tcp",
+        "fromPort": 443,
+        "toPort": 443,
+    }
     assert violations(p.no_public_ingress, p.SG_INGRESS_RULE, public_443, parents=LB_PARENT) == []
     found = violations(p.no_public_ingress, p.SG_INGRESS_RULE, public_443, parents="csm:ecs:Service$")
     assert len(found) == 1
@@ -235,8 +323,14 @@ def test_vpc_ingress_rule_resource_is_checked():
 
 
 def test_ec2_security_group_rule_resource_is_checked():
-    ingress = {"type": "ingress", "securityGroupId": "sg-1", "protocol": "tcp", "fromPort": 5432, "toPort": 5432,
-               "cidrBlocks": ["0.0.0.0/0"]}
+    ingress = {
+        "type": "ingress",
+        "securityGroupId": "sg-1",
+        "protocol": "tcp",
+        "fromPort": 5432,
+        "toPort": 5432,
+        "cidrBlocks": ["0.0.0.0/0"],
+    }
     assert len(violations(p.no_public_ingress, p.SG_RULE, ingress)) == 1
     egress = dict(ingress, type="egress", fromPort=0, toPort=0, protocol="-1")
     assert violations(p.no_public_ingress, p.SG_RULE, egress) == []
@@ -244,20 +338,33 @@ def test_ec2_security_group_rule_resource_is_checked():
 
 # ------------------------------------------------------------------ Kubernetes
 
+
 def pod_spec(**container_overrides) -> dict:
     c = {
-        "name": "csm", "image": IMAGE,
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        "name": "csm",
+        "image": IMAGE,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     c.update(container_overrides)
-    return {"securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [c]}
+    return {
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [c],
+    }
 
 
 def deployment(spec: dict) -> dict:
-    return {"metadata": {"name": "csm"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "csm"}},
-                                                  "template": {"metadata": {"labels": {"app": "csm"}}, "spec": spec}}}
+    return {
+        "metadata": {"name": "csm"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "csm"}},
+            "template": {"metadata": {"labels": {"app": "csm"}}, "spec": spec},
+        },
+    }
 
 
 WORKLOADS = {
@@ -265,7 +372,9 @@ WORKLOADS = {
     "kubernetes:apps/v1:StatefulSet": deployment,
     "kubernetes:apps/v1:DaemonSet": deployment,
     "kubernetes:batch/v1:Job": lambda s: {"spec": {"template": {"spec": s}}},
-    "kubernetes:batch/v1:CronJob": lambda s: {"spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": s}}}}},
+    "kubernetes:batch/v1:CronJob": lambda s: {
+        "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": s}}}}
+    },
     "kubernetes:core/v1:Pod": lambda s: {"spec": s},
 }
 
@@ -294,20 +403,32 @@ def _without(d: dict, *path: str) -> dict:
     return d
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda s: _without(s, "securityContext", "runAsNonRoot"), "runAsNonRoot: true"),
-    (lambda s: {**s, "securityContext": {**s["securityContext"], "runAsUser": 0}}, "must not set runAsUser: 0"),
-    (lambda s: _without(s, "containers", 0, "securityContext", "allowPrivilegeEscalation"), "allowPrivilegeEscalation: false"),
-    (lambda s: _without(s, "containers", 0, "securityContext", "capabilities"), "must drop ALL capabilities"),
-    (lambda s: _without(s, "containers", 0, "securityContext", "readOnlyRootFilesystem"), "readOnlyRootFilesystem: true"),
-    (lambda s: _without(s, "securityContext", "seccompProfile"), "seccompProfile type RuntimeDefault (got None)"),
-    (lambda s: {**s, "securityContext": {**s["securityContext"], "seccompProfile": {"type": "Unconfined"}}},
-     "(got 'Unconfined')"),
-    (lambda s: {**s, "hostNetwork": True}, "must not set hostNetwork: true"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda s: _without(s, "securityContext", "runAsNonRoot"), "runAsNonRoot: true"),
+        (lambda s: {**s, "securityContext": {**s["securityContext"], "runAsUser": 0}}, "must not set runAsUser: 0"),
+        (
+            lambda s: _without(s, "containers", 0, "securityContext", "allowPrivilegeEscalation"),
+            "allowPrivilegeEscalation: false",
+        ),
+        (lambda s: _without(s, "containers", 0, "securityContext", "capabilities"), "must drop ALL capabilities"),
+        (
+            lambda s: _without(s, "containers", 0, "securityContext", "readOnlyRootFilesystem"),
+            "readOnlyRootFilesystem: true",
+        ),
+        (lambda s: _without(s, "securityContext", "seccompProfile"), "seccompProfile type RuntimeDefault (got None)"),
+        (
+            lambda s: {**s, "securityContext": {**s["securityContext"], "seccompProfile": {"type": "Unconfined"}}},
+            "(got 'Unconfined')",
+        ),
+        (lambda s: {**s, "hostNetwork": True}, "must not set hostNetwork: true"),
+    ],
+)
 def test_each_restricted_rule_is_enforced(mutate, expected):
-    found = violations(p.kubernetes_pod_restricted, "kubernetes:apps/v1:Deployment", deployment(mutate(pod_spec())),
-                       name="csm-deploy")
+    found = violations(
+        p.kubernetes_pod_restricted, "kubernetes:apps/v1:Deployment", deployment(mutate(pod_spec())), name="csm-deploy"
+    )
     assert len(found) == 1 and expected in found[0] and found[0].startswith("csm-deploy:"), found
 
 
@@ -320,7 +441,10 @@ def test_container_level_settings_override_the_pod_level():
 
 def test_capabilities_beyond_net_bind_service_are_rejected():
     spec = pod_spec()
-    spec["containers"][0]["securityContext"]["capabilities"] = {"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "SYS_ADMIN"]}
+    spec["containers"][0]["securityContext"]["capabilities"] = {
+        "drop": ["ALL"],
+        "add": ["NET_BIND_SERVICE", "SYS_ADMIN"],
+    }
     found = violations(p.kubernetes_pod_restricted, "kubernetes:apps/v1:Deployment", deployment(spec))
     assert len(found) == 1 and "SYS_ADMIN" in found[0]
 
@@ -337,20 +461,34 @@ def test_init_containers_are_checked_too():
 
 
 def test_non_workload_resources_are_ignored():
-    for validator in (p.kubernetes_pod_restricted, p.images_by_digest, p.ecs_task_read_only_non_root,
-                      p.no_public_ingress, p.log_group_retention, p.ecr_immutable_scan_on_push):
+    for validator in (
+        p.kubernetes_pod_restricted,
+        p.images_by_digest,
+        p.ecs_task_read_only_non_root,
+        p.no_public_ingress,
+        p.log_group_retention,
+        p.ecr_immutable_scan_on_push,
+    ):
         assert violations(validator, "kubernetes:core/v1:Service", {"spec": {"ports": [{"port": 80}]}}) == []
         assert violations(validator, "aws:s3/bucket:Bucket", {"bucket": "x"}) == []
 
 
 # ------------------------------------------------------------------ the pack
 
+
 def test_pack_has_every_policy_mandatory_with_unique_names():
     policies = p.build_policies()
     names = [pol.name for pol in policies]
     assert names == sorted(set(names), key=names.index)
-    assert set(names) == {"ecs-task-read-only-non-root", "ecs-task-no-plaintext-secrets", "ecr-immutable-scan-on-push",
-                          "log-group-retention", "no-public-ingress", "kubernetes-pod-restricted", "images-by-digest"}
+    assert set(names) == {
+        "ecs-task-read-only-non-root",
+        "ecs-task-no-plaintext-secrets",
+        "ecr-immutable-scan-on-push",
+        "log-group-retention",
+        "no-public-ingress",
+        "kubernetes-pod-restricted",
+        "images-by-digest",
+    }
     assert all(pol.enforcement_level is EnforcementLevel.MANDATORY for pol in policies)
 
 
@@ -374,8 +512,9 @@ def test_exception_waives_one_policy_for_one_resource_until_it_expires():
 
     def run(pol, name):
         found: list[str] = []
-        args = ResourceValidationArgs(p.LOG_GROUP, unknown_checking_proxy({}), f"urn:pulumi:dev::csm::{p.LOG_GROUP}::{name}",
-                                      name, None, None)
+        args = ResourceValidationArgs(
+            p.LOG_GROUP, unknown_checking_proxy({}), f"urn:pulumi:dev::csm::{p.LOG_GROUP}::{name}", name, None, None
+        )
         pol.validate(args, lambda message, urn=None: found.append(message))
         return found
 
@@ -386,17 +525,26 @@ def test_exception_waives_one_policy_for_one_resource_until_it_expires():
     assert "exception expired on 2026-06-30: the audit trail is kept forever" in message
 
 
-@pytest.mark.parametrize("text, error", [
-    ("- policy: x\n", "single key 'exceptions'"),
-    ("exceptions: {}\n", "'exceptions' must be a list"),
-    ("exceptions:\n  - {policy: log-group-retention, resource: r, reason: long enough reason}\n", "needs exactly"),
-    ("exceptions:\n  - {policy: no-such-policy, resource: r, reason: long enough reason, expires: 2026-01-01}\n",
-     "unknown policy 'no-such-policy'"),
-    ("exceptions:\n  - {policy: log-group-retention, resource: r, reason: short, expires: 2026-01-01}\n",
-     "'reason' must say why"),
-    ("exceptions:\n  - {policy: log-group-retention, resource: r, reason: long enough reason, expires: soon}\n",
-     "'expires' must be a date"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("- policy: x\n", "single key 'exceptions'"),
+        ("exceptions: {}\n", "'exceptions' must be a list"),
+        ("exceptions:\n  - {policy: log-group-retention, resource: r, reason: long enough reason}\n", "needs exactly"),
+        (
+            "exceptions:\n  - {policy: no-such-policy, resource: r, reason: long enough reason, expires: 2026-01-01}\n",
+            "unknown policy 'no-such-policy'",
+        ),
+        (
+            "exceptions:\n  - {policy: log-group-retention, resource: r, reason: short, expires: 2026-01-01}\n",
+            "'reason' must say why",
+        ),
+        (
+            "exceptions:\n  - {policy: log-group-retention, resource: r, reason: long enough reason, expires: soon}\n",
+            "'expires' must be a date",
+        ),
+    ],
+)
 def test_malformed_exceptions_are_rejected(text, error):
     import yaml
 

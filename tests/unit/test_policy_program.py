@@ -1,13 +1,13 @@
 """The whole Pulumi program, per stack, under mocks: every resource it registers passes the
 policy pack (what `pulumi preview --policy-pack policy` would enforce, values known)."""
+
 from __future__ import annotations
 
 import pytest
+from csm_pulumi_mocks import CsmMocks, install, run_program
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi_policy import ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
-
-from csm_pulumi_mocks import CsmMocks, install, run_program
 
 install(CsmMocks())
 
@@ -16,8 +16,15 @@ from policy import csm_policies as p  # noqa: E402
 
 # The pack as __main__.py builds it: with the justified exceptions in policy/exceptions.yaml.
 POLICIES = p.build_policies(p.load_exceptions(p.Path(p.__file__).with_name("exceptions.yaml")))
-CHECKED_TYPES = {p.ECS_TASK, p.ECR_REPOSITORY, p.LOG_GROUP, p.SECURITY_GROUP, p.SG_INGRESS_RULE, p.SG_RULE,
-                 *p.POD_SPEC_PATHS}
+CHECKED_TYPES = {
+    p.ECS_TASK,
+    p.ECR_REPOSITORY,
+    p.LOG_GROUP,
+    p.SECURITY_GROUP,
+    p.SG_INGRESS_RULE,
+    p.SG_RULE,
+    *p.POD_SPEC_PATHS,
+}
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -53,5 +60,6 @@ def test_the_pack_saw_the_resources_it_governs(program):
     seen = {r.typ for r in mocks.registered} & CHECKED_TYPES
     assert {p.ECR_REPOSITORY, p.LOG_GROUP, p.SECURITY_GROUP, p.SG_INGRESS_RULE} <= seen, f"{stack}: {sorted(seen)}"
     public = [r for r in mocks.of_type(p.SG_INGRESS_RULE) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"]
-    assert public and all("csm:alb:" in urns[(r.typ, r.name)] for r in public), \
+    assert public and all("csm:alb:" in urns[(r.typ, r.name)] for r in public), (
         f"{stack}: internet-facing ingress exists only under the load balancer component"
+    )

@@ -1,5 +1,6 @@
 """What the renderers produce for each stack passes the policy pack: the ECS task definition and
 every Kubernetes object, fed to the validators as the Pulumi resources that carry them."""
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,17 @@ VALIDATORS = [validate for _, _, validate in p.POLICY_SPECS]
 
 
 def violations(resource_type: str, name: str, props: dict) -> list[str]:
-    args = ResourceValidationArgs(resource_type, unknown_checking_proxy(props),
-                                  f"urn:pulumi:stack::csm::{resource_type}::{name}", name, None, None)
+    args = ResourceValidationArgs(
+        resource_type,
+        unknown_checking_proxy(props),
+        f"urn:pulumi:stack::csm::{resource_type}::{name}",
+        name,
+        None,
+        None,
+    )
     found: list[str] = []
     for validate in VALIDATORS:
-        validate(args, lambda message, urn=None: found.append(f"{validate.__name__}: {message}"))
+        validate(args, lambda message, urn=None, v=validate: found.append(f"{v.__name__}: {message}"))
     return found
 
 

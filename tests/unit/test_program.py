@@ -1,14 +1,24 @@
 """The whole program under mocks, once per stack file (Pulumi.dev.yaml, Pulumi.prod.yaml loaded
 into the mocked config with Pulumi.yaml's defaults, as the CLI would)."""
+
 from __future__ import annotations
 
 import json
 import socket
 
 import pytest
-
-from csm_pulumi_mocks import (ACCOUNT, DIGEST, AZS, CsmMocks, assert_no_star_on_star, assert_well_formed, as_list, install,
-                              policy_documents, run_program)
+from csm_pulumi_mocks import (
+    ACCOUNT,
+    AZS,
+    DIGEST,
+    CsmMocks,
+    as_list,
+    assert_no_star_on_star,
+    assert_well_formed,
+    install,
+    policy_documents,
+    run_program,
+)
 
 install(CsmMocks())
 
@@ -39,7 +49,9 @@ def test_outputs_are_exported(program):
 
 def test_image_ref_output_is_by_digest(program):
     stack, m = program
-    repository = {"dev": "csm-dev", "prod": "csm"}[stack]  # one ECR repository per stack (names are unique per account and region)
+    repository = {"dev": "csm-dev", "prod": "csm"}[
+        stack
+    ]  # one ECR repository per stack (names are unique per account and region)
     assert m.outputs["imageRef"] == f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/{repository}@{DIGEST}", stack
 
 
@@ -55,12 +67,16 @@ def test_deployed_container_definitions_are_the_rendered_ones(program):
     deployed = json.loads(td["containerDefinitions"])
     spec = build_spec(StackConfig.load(load_stack_values(stack), stack=stack), m.outputs["imageRef"])
     arns = {s.ref: next(x["valueFrom"] for x in deployed[0]["secrets"] if x["name"] == s.env) for s in spec.secrets}
-    assert deployed == container_definitions(spec, log_group=m.outputs["logGroup"], region="eu-west-1", secret_arns=arns), stack
+    assert deployed == container_definitions(
+        spec, log_group=m.outputs["logGroup"], region="eu-west-1", secret_arns=arns
+    ), stack
 
 
 def test_service_url_scheme(program):
     stack, m = program
-    expected = "https://csm.example.com" if stack == "prod" else "https://csm.dev.example.com"  # no shipped stack serves HTTP
+    expected = (
+        "https://csm.example.com" if stack == "prod" else "https://csm.dev.example.com"
+    )  # no shipped stack serves HTTP
     assert m.outputs["serviceUrl"].startswith(expected), f"{stack}: {m.outputs['serviceUrl']}"
 
 
@@ -83,7 +99,9 @@ def test_execution_role_reads_exactly_the_task_secrets(program):
     stack, m = program
     container = json.loads(m.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])[0]
     doc = policy_documents(m)["csm-roles-execution"]
-    granted = {r for s in doc["Statement"] if s["Action"] == "secretsmanager:GetSecretValue" for r in as_list(s["Resource"])}
+    granted = {
+        r for s in doc["Statement"] if s["Action"] == "secretsmanager:GetSecretValue" for r in as_list(s["Resource"])
+    }
     assert granted == {s["valueFrom"] for s in container["secrets"]}, stack
 
 
@@ -108,13 +126,19 @@ def test_alb_in_public_subnets(program):
 def test_rollout_failure_fails_the_update(program):
     stack, m = program
     svc = m.one("aws:ecs/service:Service").inputs
-    assert svc["waitForSteadyState"] is True and svc["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}, stack
+    assert svc["waitForSteadyState"] is True and svc["deploymentCircuitBreaker"] == {
+        "enable": True,
+        "rollback": True,
+    }, stack
 
 
 def test_six_alarms_three_scaling_policies_one_dashboard(program):
     stack, m = program
-    counts = (len(m.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")), len(m.of_type("aws:appautoscaling/policy:Policy")),
-              len(m.of_type("aws:cloudwatch/dashboard:Dashboard")))
+    counts = (
+        len(m.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")),
+        len(m.of_type("aws:appautoscaling/policy:Policy")),
+        len(m.of_type("aws:cloudwatch/dashboard:Dashboard")),
+    )
     assert counts == (6, 3, 1), f"{stack}: {counts}"
 
 
@@ -145,7 +169,7 @@ def test_prod_tasks_span_at_least_two_azs(prod_run):
 
 
 def test_prod_serves_https_and_redirects_http(prod_run):
-    listeners = {l.inputs["port"]: l.inputs for l in prod_run.of_type("aws:lb/listener:Listener")}
+    listeners = {lis.inputs["port"]: lis.inputs for lis in prod_run.of_type("aws:lb/listener:Listener")}
     assert listeners[443]["protocol"] == "HTTPS" and listeners[80]["defaultActions"][0]["type"] == "redirect"
 
 
@@ -174,7 +198,9 @@ def test_invalid_config_fails_before_any_resource():
 def test_unimplemented_target_fails_clearly_before_any_resource(monkeypatch):
     monkeypatch.setitem(targets.TARGET_MODULES, "swarm", "components.not_written_yet")
     mocks = CsmMocks()
-    config = stack_config("dev", **{"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm.internal", "csm:allowInsecureDev": True})
+    config = stack_config(
+        "dev", **{"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm.internal", "csm:allowInsecureDev": True}
+    )
     with pytest.raises(Exception, match="target 'swarm' is not implemented yet"):
         run_program("dev", config, mocks)
     assert mocks.registered == []
@@ -188,9 +214,15 @@ def test_existing_image_ref_skips_the_build_but_keeps_the_repositories():
     m = run_program("dev", stack_config("dev", **{"csm:imageRef": ref}))
     assert m.of_type("docker-build:index:Image") == [] and m.of_type("docker-build:index:Index") == []
     assert m.of_type("command:local:Command") == [], "nothing to scan"
-    repos = lambda rec: sorted((r.name, r.inputs["name"]) for r in rec.of_type("aws:ecr/repository:Repository"))
+
+    def repos(rec):
+        return sorted((r.name, r.inputs["name"]) for r in rec.of_type("aws:ecr/repository:Repository"))
+
     assert repos(m) == repos(built) == [("csm-image-repo", "csm-dev"), ("csm-image-staging", "csm-dev-staging")]
-    policies = lambda rec: sorted(r.name for r in rec.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy"))
+
+    def policies(rec):
+        return sorted(r.name for r in rec.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy"))
+
     assert policies(m) == policies(built) == ["csm-image-lifecycle", "csm-image-staging-lifecycle"]
     assert m.outputs["imageRef"] == ref
     pulls = [s for s in policy_documents(m)["csm-roles-execution"]["Statement"] if s.get("Sid") == "PullOwnImage"]
@@ -199,11 +231,23 @@ def test_existing_image_ref_skips_the_build_but_keeps_the_repositories():
 
 def test_existing_vpc_is_used_not_created():
     azs = {"subnet-0000000c": AZS[0], "subnet-0000000d": AZS[1]}
-    m = run_program("dev", stack_config("dev", **{
-        "csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"],
-        "csm:privateSubnetIds": ["subnet-0000000c", "subnet-0000000d"]}), CsmMocks(subnet_azs=azs))
+    m = run_program(
+        "dev",
+        stack_config(
+            "dev",
+            **{
+                "csm:vpcId": "vpc-0123456789abcdef0",
+                "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"],
+                "csm:privateSubnetIds": ["subnet-0000000c", "subnet-0000000d"],
+            },
+        ),
+        CsmMocks(subnet_azs=azs),
+    )
     assert m.of_type("aws:ec2/vpc:Vpc") == []
-    assert m.one("aws:ecs/service:Service").inputs["networkConfiguration"]["subnets"] == ["subnet-0000000c", "subnet-0000000d"]
+    assert m.one("aws:ecs/service:Service").inputs["networkConfiguration"]["subnets"] == [
+        "subnet-0000000c",
+        "subnet-0000000d",
+    ]
 
 
 def test_nothing_touches_the_network(monkeypatch):

@@ -1,5 +1,6 @@
 """Pulumi.yaml declares every config key (type, default, description) exactly as the model does,
 the stack files are valid, and `make render` writes every registered target's files."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,16 @@ PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 
 
 def test_pulumi_yaml_is_generated_from_the_model():
-    assert (ROOT / "Pulumi.yaml").read_text() == render_pulumi_yaml(), "regenerate: python -m components.config pulumi-yaml > Pulumi.yaml"
+    assert (ROOT / "Pulumi.yaml").read_text() == render_pulumi_yaml(), (
+        "regenerate: python -m components.config pulumi-yaml > Pulumi.yaml"
+    )
 
 
 def test_stack_config_reference_is_generated_from_the_model():
     doc = ROOT / "docs" / "stack-config.md"
-    assert doc.read_text() == render_markdown(), "regenerate: python -m components.config markdown > docs/stack-config.md"
+    assert doc.read_text() == render_markdown(), (
+        "regenerate: python -m components.config markdown > docs/stack-config.md"
+    )
 
 
 def test_stack_config_reference_lists_every_key():

@@ -1,5 +1,6 @@
 """ECS renderer: the container definitions are valid RegisterTaskDefinition input (botocore's
 own model, strict: unknown keys rejected) and carry every security and health rule."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,10 @@ def test_validator_rejects_unknown_keys():
 def test_container_definitions_file_is_the_task_definitions_containers(stack):
     cfg, spec = spec_for(stack)
     files = render_files(cfg, spec)
-    assert json.loads(files["container-definitions.json"]) == json.loads(files["task-definition.json"])["containerDefinitions"]
+    assert (
+        json.loads(files["container-definitions.json"])
+        == json.loads(files["task-definition.json"])["containerDefinitions"]
+    )
 
 
 def container(stack: str = "prod") -> dict:
@@ -137,27 +141,52 @@ def test_runtime_platform_from_config():
 def test_x86_runtime_platform():
     values = {**load_stack_values("dev"), "csm:serviceArchitecture": "x86_64"}
     spec = build_spec(StackConfig.load(values, "dev"), DIGEST)
-    td = task_definition(spec, family="f", log_group="g", region="eu-west-1", execution_role_arn="e", task_role_arn="t",
-                         secret_arns={s.ref: "arn:aws:secretsmanager:eu-west-1:111122223333:secret:x" for s in spec.secrets})
+    td = task_definition(
+        spec,
+        family="f",
+        log_group="g",
+        region="eu-west-1",
+        execution_role_arn="e",
+        task_role_arn="t",
+        secret_arns={s.ref: "arn:aws:secretsmanager:eu-west-1:111122223333:secret:x" for s in spec.secrets},
+    )
     assert td["runtimePlatform"]["cpuArchitecture"] == "X86_64"
 
 
 def test_fargate_task_sizes_are_strings_from_config():
     td = taskdef("prod")
-    assert (td["cpu"], td["memory"], td["networkMode"], td["requiresCompatibilities"]) == ("1024", "2048", "awsvpc", ["FARGATE"])
+    assert (td["cpu"], td["memory"], td["networkMode"], td["requiresCompatibilities"]) == (
+        "1024",
+        "2048",
+        "awsvpc",
+        ["FARGATE"],
+    )
 
 
 def test_keyspaces_endpoint_in_environment():
     env = {e["name"]: e["value"] for e in container("prod")["environment"]}
     assert env["CSM_CASSANDRA_CONTACT_POINTS"] == "cassandra.eu-west-1.amazonaws.com"
-    assert (env["CSM_CASSANDRA_PORT"], env["CSM_CASSANDRA_TLS_CA_FILE"]) == ("9142", "/etc/ssl/certs/ca-certificates.crt")
+    assert (env["CSM_CASSANDRA_PORT"], env["CSM_CASSANDRA_TLS_CA_FILE"]) == (
+        "9142",
+        "/etc/ssl/certs/ca-certificates.crt",
+    )
     assert (env["CSM_CASSANDRA_MODE"], env["CSM_CASSANDRA_AWS_REGION"]) == ("keyspaces", "eu-west-1")
 
 
 def test_environment_only_sets_service_settings():
     env = {e["name"]: e["value"] for e in container("dev")["environment"]}
-    assert set(env) == {"CSM_HOST", "CSM_PORT", "CSM_LOG_LEVEL", "CSM_SHUTDOWN_TIMEOUT", "CSM_KEEP_ALIVE_TIMEOUT", "CSM_CASSANDRA_CONTACT_POINTS",
-                        "CSM_CASSANDRA_PORT", "CSM_CASSANDRA_KEYSPACE", "CSM_CASSANDRA_LOCAL_DC", "CSM_CASSANDRA_TLS_CA_FILE"}
+    assert set(env) == {
+        "CSM_HOST",
+        "CSM_PORT",
+        "CSM_LOG_LEVEL",
+        "CSM_SHUTDOWN_TIMEOUT",
+        "CSM_KEEP_ALIVE_TIMEOUT",
+        "CSM_CASSANDRA_CONTACT_POINTS",
+        "CSM_CASSANDRA_PORT",
+        "CSM_CASSANDRA_KEYSPACE",
+        "CSM_CASSANDRA_LOCAL_DC",
+        "CSM_CASSANDRA_TLS_CA_FILE",
+    }
     assert env["CSM_SHUTDOWN_TIMEOUT"] == "30" and container("dev")["stopTimeout"] == 35
 
 

@@ -1,5 +1,6 @@
 """`make scan` for real: hadolint, checkov (offline) and bandit from the scan venv (.venv-scan, which
 security/scan creates from security/requirements.lock on first use; needs only PyPI)."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,8 @@ def test_repository_passes_the_gate(scan_venv):
     empty = [t["tool"] for t in report["tools"] if not t["files"]]
     assert not empty, f"these tools were given nothing to scan: {empty}"
     assert proc.returncode == 0 and report["gate"]["passed"], (
-        f"{report['gate']['unsuppressed']} unsuppressed findings; fix or suppress in place with a reason:\n{failing}")
+        f"{report['gate']['unsuppressed']} unsuppressed findings; fix or suppress in place with a reason:\n{failing}"
+    )
     suppressed = [f for t in report["tools"] for f in t["findings"]]
     assert all(f["suppressed_reason"] for f in suppressed), [f for f in suppressed if not f["suppressed_reason"]]
     assert "gate: PASSED: 0 unsuppressed findings" in proc.stdout
@@ -43,15 +45,21 @@ def scan_repo(tmp_path_factory) -> Path:
     shutil.move(repo / "rendered", repo / "build" / "rendered")
     # Written here, not committed: a credential for the secrets scan to find.
     (repo / "app" / "src" / "demo" / "settings.py").write_text(
-        'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n')
+        'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n'
+    )
     return repo
 
 
 @pytest.fixture(scope="module")
 def fixture_scan(scan_venv, scan_repo):
     repo = scan_repo
-    proc = subprocess.run([str(scan_venv), "-m", "security.scanner", "--root", str(repo), "--no-render"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(scan_venv), "-m", "security.scanner", "--root", str(repo), "--no-render"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads((repo / "build" / "scan" / "report.json").read_text())
     findings = [f for tool in report["tools"] for f in tool["findings"]]
@@ -60,7 +68,9 @@ def fixture_scan(scan_venv, scan_repo):
 
 def find(findings, tool, rule, target):
     matches = [f for f in findings if f["tool"] == tool and f["rule"] == rule and f["target"] == target]
-    assert matches, f"no {tool} {rule} finding on {target}; have: {[(f['tool'], f['rule'], f['target']) for f in findings]}"
+    assert matches, (
+        f"no {tool} {rule} finding on {target}; have: {[(f['tool'], f['rule'], f['target']) for f in findings]}"
+    )
     return matches
 
 
@@ -105,7 +115,10 @@ def test_compose_rules_run_on_the_local_compose_file(fixture_scan):
 
 def test_bandit_nosec_needs_test_id_and_reason(fixture_scan):
     _, _, findings = fixture_scan
-    assert find(findings, "bandit", "B603", "app/src/demo/run.py")[0]["suppressed_reason"] == "fixed absolute argv, no shell"
+    assert (
+        find(findings, "bandit", "B603", "app/src/demo/run.py")[0]["suppressed_reason"]
+        == "fixed absolute argv, no shell"
+    )
     assert find(findings, "bandit", "B602", "app/src/demo/run.py")[0]["suppressed_reason"] is None
 
 
@@ -117,12 +130,17 @@ def test_gate_fails_on_every_unsuppressed_finding_and_prints_each(fixture_scan):
     assert gate["unsuppressed"] == len(failing) == sum(t["unsuppressed"] for t in report["tools"])
     assert gate["unreasoned"] == sum(f["unreasoned"] for f in findings)
     assert {t["tool"] for t in report["tools"] if any(f["unreasoned"] for f in t["findings"])} >= {
-        "hadolint", "checkov/dockerfile", "bandit"}
+        "hadolint",
+        "checkov/dockerfile",
+        "bandit",
+    }
     assert sum(line.startswith("FAIL") for line in proc.stdout.splitlines()) == len(failing)
     assert f"gate: FAILED: {len(failing)} unsuppressed findings ({gate['unreasoned']} of them" in proc.stdout
     for tool in report["tools"]:
-        assert any(line.startswith(tool["tool"]) and f"{tool['unsuppressed']} unsuppressed" in line
-                   for line in proc.stdout.splitlines()), f"no summary line for {tool['tool']}"
+        assert any(
+            line.startswith(tool["tool"]) and f"{tool['unsuppressed']} unsuppressed" in line
+            for line in proc.stdout.splitlines()
+        ), f"no summary line for {tool['tool']}"
 
 
 def test_each_tool_writes_sarif_with_its_findings_and_what_it_scanned(fixture_scan, scan_repo):
@@ -134,7 +152,7 @@ def test_each_tool_writes_sarif_with_its_findings_and_what_it_scanned(fixture_sc
         assert run["tool"]["driver"]["name"] == tool["tool"]
         assert [a["location"]["uri"] for a in run["artifacts"]] == tool["files"], tool["tool"]
         assert len(run["results"]) == len(tool["findings"]), tool["tool"]
-        for result, finding in zip(run["results"], tool["findings"]):
+        for result, finding in zip(run["results"], tool["findings"], strict=False):
             assert result["ruleId"] == finding["rule"]
             justification = [s["justification"] for s in result.get("suppressions", [])]
             assert justification == ([finding["suppressed_reason"]] if finding["suppressed_reason"] else []), result

@@ -1,7 +1,9 @@
 """The scan's own logic, without the scanners: Compose rules, suppression reasons, the gate."""
+
 from __future__ import annotations
 
 import textwrap
+
 import pytest
 import yaml
 
@@ -14,10 +16,17 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def good_service(**overrides) -> dict:
-    svc = {"image": "127.0.0.1:5000/csm:dev", "user": "10001:10001", "read_only": True, "cap_drop": ["ALL"],
-           "security_opt": ["no-new-privileges:true"], "mem_limit": "512m", "ports": ["127.0.0.1:8000:8000"],
-           "environment": {"CSM_CASSANDRA_PASSWORD_FILE": "/run/secrets/cassandra"},
-           "healthcheck": {"test": ["CMD", "csm", "healthcheck"]}}
+    svc = {
+        "image": "127.0.0.1:5000/csm:dev",
+        "user": "10001:10001",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "mem_limit": "512m",
+        "ports": ["127.0.0.1:8000:8000"],
+        "environment": {"CSM_CASSANDRA_PASSWORD_FILE": "/run/secrets/cassandra"},
+        "healthcheck": {"test": ["CMD", "csm", "healthcheck"]},
+    }
     svc.update(overrides)
     return {k: v for k, v in svc.items() if v is not None}
 
@@ -25,14 +34,19 @@ def good_service(**overrides) -> dict:
 @pytest.fixture
 def failures(tmp_path):
     """Writes one service to a Compose file and returns rule -> suppression reason for each failing rule."""
+
     def check(svc: dict, swarm: bool = False, local: bool = True, comment: str = "") -> dict[str, str | None]:
         text = yaml.safe_dump({"services": {"app": svc}}, sort_keys=False)
         if comment:
             text = text.replace("  app:\n", f"  app:\n    {comment}\n", 1)
         path = tmp_path / "compose.yaml"
         path.write_text(text)
-        return {r.rule: r.suppressed_reason
-                for r in compose_rules.check_file(path, "compose.yaml", swarm, local) if not r.ok}
+        return {
+            r.rule: r.suppressed_reason
+            for r in compose_rules.check_file(path, "compose.yaml", swarm, local)
+            if not r.ok
+        }
+
     return check
 
 
@@ -41,34 +55,42 @@ def test_compliant_local_service_passes_every_rule(failures):
 
 
 def test_compliant_swarm_service_passes_every_rule(failures):
-    svc = good_service(image=f"127.0.0.1:5000/csm@{DIGEST}", mem_limit=None, security_opt=None, ports=None,
-                       deploy={"resources": {"limits": {"memory": "512M"}}})
+    svc = good_service(
+        image=f"127.0.0.1:5000/csm@{DIGEST}",
+        mem_limit=None,
+        security_opt=None,
+        ports=None,
+        deploy={"resources": {"limits": {"memory": "512M"}}},
+    )
     assert failures(svc, swarm=True, local=False) == {}
 
 
-@pytest.mark.parametrize("overrides, rule", [
-    ({"privileged": True}, "CSM_C01"),
-    ({"read_only": None}, "CSM_C02"),
-    ({"read_only": False}, "CSM_C02"),
-    ({"user": None}, "CSM_C03"),
-    ({"user": "root"}, "CSM_C03"),
-    ({"user": "0:0"}, "CSM_C03"),
-    ({"cap_drop": ["NET_RAW"]}, "CSM_C04"),
-    ({"security_opt": None}, "CSM_C05"),
-    ({"network_mode": "host"}, "CSM_C06"),
-    ({"pid": "host"}, "CSM_C06"),
-    ({"volumes": ["/var/run/docker.sock:/var/run/docker.sock"]}, "CSM_C07"),
-    ({"volumes": [{"type": "bind", "source": "/etc", "target": "/host-etc"}]}, "CSM_C07"),
-    ({"healthcheck": None}, "CSM_C08"),
-    ({"healthcheck": {"disable": True}}, "CSM_C08"),
-    ({"healthcheck": {"test": ["NONE"]}}, "CSM_C08"),
-    ({"environment": ["CASSANDRA_PASSWORD=cassandra"]}, "CSM_C09"),
-    ({"environment": {"CSM_API_TOKEN": "x"}}, "CSM_C09"),
-    ({"mem_limit": None}, "CSM_C10"),
-    ({"ports": ["8000:8000"]}, "CSM_C11"),
-    ({"ports": ["9042"]}, "CSM_C11"),
-    ({"ports": [{"target": 8000, "published": 8000}]}, "CSM_C11"),
-])
+@pytest.mark.parametrize(
+    "overrides, rule",
+    [
+        ({"privileged": True}, "CSM_C01"),
+        ({"read_only": None}, "CSM_C02"),
+        ({"read_only": False}, "CSM_C02"),
+        ({"user": None}, "CSM_C03"),
+        ({"user": "root"}, "CSM_C03"),
+        ({"user": "0:0"}, "CSM_C03"),
+        ({"cap_drop": ["NET_RAW"]}, "CSM_C04"),
+        ({"security_opt": None}, "CSM_C05"),
+        ({"network_mode": "host"}, "CSM_C06"),
+        ({"pid": "host"}, "CSM_C06"),
+        ({"volumes": ["/var/run/docker.sock:/var/run/docker.sock"]}, "CSM_C07"),
+        ({"volumes": [{"type": "bind", "source": "/etc", "target": "/host-etc"}]}, "CSM_C07"),
+        ({"healthcheck": None}, "CSM_C08"),
+        ({"healthcheck": {"disable": True}}, "CSM_C08"),
+        ({"healthcheck": {"test": ["NONE"]}}, "CSM_C08"),
+        ({"environment": ["CASSANDRA_PASSWORD=cassandra"]}, "CSM_C09"),
+        ({"environment": {"CSM_API_TOKEN": "x"}}, "CSM_C09"),
+        ({"mem_limit": None}, "CSM_C10"),
+        ({"ports": ["8000:8000"]}, "CSM_C11"),
+        ({"ports": ["9042"]}, "CSM_C11"),
+        ({"ports": [{"target": 8000, "published": 8000}]}, "CSM_C11"),
+    ],
+)
 def test_each_compose_rule_fails_on_its_violation(failures, overrides, rule):
     assert failures(good_service(**overrides)) == {rule: None}
 
@@ -101,8 +123,19 @@ def test_compose_file_without_services_is_an_error(tmp_path):
         list(compose_rules.check_file(path, "compose.yaml", False, True))
 
 
-@pytest.mark.parametrize("name", ["CSM_CASSANDRA_PASSWORD", "API_TOKEN", "CSM_CA_PRIVATE_KEY", "CSM_CASSANDRA_KEYSPACE",
-                                  "CSM_CASSANDRA_PASSWORD_FILE", "CSM_CA_SECRET_ARN", "DB_PASSWD", "TOKENIZER"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CSM_CASSANDRA_PASSWORD",
+        "API_TOKEN",
+        "CSM_CA_PRIVATE_KEY",
+        "CSM_CASSANDRA_KEYSPACE",
+        "CSM_CASSANDRA_PASSWORD_FILE",
+        "CSM_CA_SECRET_ARN",
+        "DB_PASSWD",
+        "TOKENIZER",
+    ],
+)
 def test_secret_name_rule_is_the_same_as_the_policy_packs(name):
     assert compose_rules.secret_looking(name) == csm_policies.secret_looking(name)
 
@@ -126,13 +159,16 @@ def test_hadolint_reason_is_the_comment_above_the_pragma():
     assert hadolint.hadolint_reason(DOCKERFILE, 7, "DL3008") is None  # pragma with no reason above it
 
 
-@pytest.mark.parametrize("line, test_id, reason", [
-    ("subprocess.run(argv)  # nosec B603 # argv list from a constant", "B603", "argv list from a constant"),
-    ("subprocess.run(argv)  # nosec B603 B607 -- fixed binary on PATH", "B607", "fixed binary on PATH"),
-    ("subprocess.run(argv)  # nosec", "B603", None),
-    ("subprocess.run(argv)  # nosec B603", "B603", None),
-    ("subprocess.run(argv)  # nosec B404 # reason for another test", "B603", None),
-])
+@pytest.mark.parametrize(
+    "line, test_id, reason",
+    [
+        ("subprocess.run(argv)  # nosec B603 # argv list from a constant", "B603", "argv list from a constant"),
+        ("subprocess.run(argv)  # nosec B603 B607 -- fixed binary on PATH", "B607", "fixed binary on PATH"),
+        ("subprocess.run(argv)  # nosec", "B603", None),
+        ("subprocess.run(argv)  # nosec B603", "B603", None),
+        ("subprocess.run(argv)  # nosec B404 # reason for another test", "B603", None),
+    ],
+)
 def test_bandit_reason_needs_the_test_id_and_words(line, test_id, reason):
     assert bandit.bandit_reason(line, test_id) == reason
 
@@ -152,11 +188,14 @@ def test_override_file_is_checked_as_merged_onto_its_base(tmp_path):
     """An override names its base (x-csm-base): a service it extends or adds to inherits the base's
     settings, and a setting it weakens is still caught."""
     (tmp_path / "compose.yaml").write_text(yaml.safe_dump({"services": {"db": good_service()}}))
-    override = {"x-csm-base": "compose.yaml", "services": {
-        "db": {"environment": {"EXTRA": "1"}},
-        "db2": {"extends": {"file": "compose.yaml", "service": "db"}, "environment": {"EXTRA": "2"}},
-        "db3": {"extends": {"file": "compose.yaml", "service": "db"}, "privileged": True},
-    }}
+    override = {
+        "x-csm-base": "compose.yaml",
+        "services": {
+            "db": {"environment": {"EXTRA": "1"}},
+            "db2": {"extends": {"file": "compose.yaml", "service": "db"}, "environment": {"EXTRA": "2"}},
+            "db3": {"extends": {"file": "compose.yaml", "service": "db"}, "privileged": True},
+        },
+    }
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(override))
     failing = {(r.service, r.rule) for r in compose_rules.check_file(path, "cluster.yaml", False, True) if not r.ok}

@@ -1,4 +1,5 @@
 """Stack config model: every invalid-config rule, each with a test that the message names the key."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,11 @@ PROD = {
 ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/db-AbCdEf"
 
 
-KUBE = {"csm:target": "kubernetes", "csm:kubernetesKubeconfig": "<secret>", "csm:kubernetesSecretStore": "ClusterSecretStore/aws"}
+KUBE = {
+    "csm:target": "kubernetes",
+    "csm:kubernetesKubeconfig": "<secret>",
+    "csm:kubernetesSecretStore": "ClusterSecretStore/aws",
+}
 
 
 def problems(values: dict) -> ConfigError:
@@ -65,7 +70,15 @@ def test_pulumi_strings_and_python_values_parse_the_same():
 
 
 def test_every_error_is_reported_together():
-    err = problems({**PROD, "csm:servicePort": 80, "csm:target": "nomad", "csm:deletionProtection": False, "csm:vpcCidr": "10.0.0.0/8"})
+    err = problems(
+        {
+            **PROD,
+            "csm:servicePort": 80,
+            "csm:target": "nomad",
+            "csm:deletionProtection": False,
+            "csm:vpcCidr": "10.0.0.0/8",
+        }
+    )
     assert {"csm:servicePort", "csm:target", "csm:deletionProtection", "csm:vpcCidr"} <= set(err.keys), str(err)
 
 
@@ -142,8 +155,16 @@ FIELD_RULES = [
     ({"csm:cassandraTlsCaFile": "certs/ca.pem"}, "csm:cassandraTlsCaFile", "pattern"),
     ({"csm:cassandraTls": "yes please"}, "csm:cassandraTls", "boolean"),
     ({"csm:vpcId": "vpc_123"}, "csm:vpcId", "pattern"),
-    ({"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["sn-1", "subnet-0123456789abcdef1"]}, "csm:publicSubnetIds", "not a subnet id"),
-    ({"csm:vpcId": "vpc-0123456789abcdef0", "csm:privateSubnetIds": ["subnet-01234567", "subnet-01234567"]}, "csm:privateSubnetIds", "twice"),
+    (
+        {"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["sn-1", "subnet-0123456789abcdef1"]},
+        "csm:publicSubnetIds",
+        "not a subnet id",
+    ),
+    (
+        {"csm:vpcId": "vpc-0123456789abcdef0", "csm:privateSubnetIds": ["subnet-01234567", "subnet-01234567"]},
+        "csm:privateSubnetIds",
+        "twice",
+    ),
     ({"csm:vpcCidr": "10.0.0.0/33"}, "csm:vpcCidr", "not an IPv4 CIDR"),
     ({"csm:vpcCidr": "10.0.0.0/8"}, "csm:vpcCidr", "/16 to /24"),
     ({"csm:vpcAzCount": 1}, "csm:vpcAzCount", "greater than or equal to 2"),
@@ -195,12 +216,20 @@ FIELD_RULES = [
     ({"csm:imageBuildSecretFiles": ["ca=relative/ca.crt"]}, "csm:imageBuildSecretFiles", "absolute path"),
     ({"csm:kubernetesNamespace": "CSM"}, "csm:kubernetesNamespace", "pattern"),
     ({"csm:kubernetesVersion": "v1.33"}, "csm:kubernetesVersion", "pattern"),
-    ({"csm:kubernetesServiceType": "ExternalName"}, "csm:kubernetesServiceType", "'ClusterIP', 'NodePort' or 'LoadBalancer'"),
+    (
+        {"csm:kubernetesServiceType": "ExternalName"},
+        "csm:kubernetesServiceType",
+        "'ClusterIP', 'NodePort' or 'LoadBalancer'",
+    ),
     ({"csm:kubernetesNodePort": 40000}, "csm:kubernetesNodePort", "less than or equal to 32767"),
     ({"csm:kubernetesNodeAddress": "node 1"}, "csm:kubernetesNodeAddress", "pattern"),
     ({"csm:kubernetesIngress": "maybe"}, "csm:kubernetesIngress", "boolean"),
     ({"csm:kubernetesIngressTlsSecret": "TLS_secret"}, "csm:kubernetesIngressTlsSecret", "pattern"),
-    ({"csm:kubernetesProgressDeadlineSeconds": 5}, "csm:kubernetesProgressDeadlineSeconds", "greater than or equal to 30"),
+    (
+        {"csm:kubernetesProgressDeadlineSeconds": 5},
+        "csm:kubernetesProgressDeadlineSeconds",
+        "greater than or equal to 30",
+    ),
     ({"csm:kubernetesSecretStore": "aws-store"}, "csm:kubernetesSecretStore", "pattern"),
     ({"csm:allowInsecureDev": "maybe"}, "csm:allowInsecureDev", "boolean"),
     ({"csm:imageRepositoryCredentials": "no spaces allowed"}, "csm:imageRepositoryCredentials", "pattern"),
@@ -222,8 +251,20 @@ def test_missing_environment_is_required():
 
 def test_every_key_has_a_field_rule_or_is_free_text():
     tested = {c[1].split(":", 1)[1] for c in FIELD_RULES if c[1].startswith("csm:")}
-    free = {"eksKubeconfig", "swarmTlsCaCert", "swarmTlsCert", "swarmTlsKey", "cassandraLocalDc", "environment", "swarmSecretNameKey",
-            "kubernetesKubeconfig", "kubernetesContext", "kubernetesIngressClass", "imageRegistryUsername", "imageRegistryPassword"}
+    free = {
+        "eksKubeconfig",
+        "swarmTlsCaCert",
+        "swarmTlsCert",
+        "swarmTlsKey",
+        "cassandraLocalDc",
+        "environment",
+        "swarmSecretNameKey",
+        "kubernetesKubeconfig",
+        "kubernetesContext",
+        "kubernetesIngressClass",
+        "imageRegistryUsername",
+        "imageRegistryPassword",
+    }
     assert set(KEYS) - tested - free == set(), "keys without an invalid-value test"
 
 
@@ -232,8 +273,16 @@ CROSS_RULES = [
     # prod: >= 2 tasks across >= 2 AZs, HTTPS, deletion protection, scanning
     (PROD, {"csm:serviceDesiredCount": 1, "csm:scalingMinCount": 1}, "csm:serviceDesiredCount", ">= 2 in prod"),
     (PROD, {"csm:scalingMinCount": 1}, "csm:scalingMinCount", ">= 2 in prod"),
-    (PROD, {"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"], "csm:privateSubnetIds": ["subnet-0000000c"]},
-     "csm:privateSubnetIds", ">= 2 availability zones"),
+    (
+        PROD,
+        {
+            "csm:vpcId": "vpc-0123456789abcdef0",
+            "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"],
+            "csm:privateSubnetIds": ["subnet-0000000c"],
+        },
+        "csm:privateSubnetIds",
+        ">= 2 availability zones",
+    ),
     (PROD, {"csm:certificateArn": ""}, "csm:certificateArn", "HTTPS"),
     (PROD, {"csm:deletionProtection": False}, "csm:deletionProtection", "must be true in prod"),
     (PROD, {"csm:imageScan": False}, "csm:imageScan", "must be true in prod"),
@@ -241,96 +290,368 @@ CROSS_RULES = [
     (PROD, {"csm:cassandraTls": False}, "csm:cassandraTls", "must be true in prod"),
     (PROD, {"csm:ecsEnableExecuteCommand": True}, "csm:ecsEnableExecuteCommand", "false in prod"),
     (PROD, {"csm:target": "eks", "csm:eksIngress": False}, "csm:eksIngress", "true in prod"),
-    (PROD, {"csm:target": "eks", "csm:eksNodeMinSize": 1, "csm:eksNodeDesiredSize": 2}, "csm:eksNodeMinSize", ">= 2 in prod"),
-    (PROD, {"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm", "csm:swarmOverlayEncrypted": False}, "csm:swarmOverlayEncrypted", "true in prod"),
+    (
+        PROD,
+        {"csm:target": "eks", "csm:eksNodeMinSize": 1, "csm:eksNodeDesiredSize": 2},
+        "csm:eksNodeMinSize",
+        ">= 2 in prod",
+    ),
+    (
+        PROD,
+        {"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm", "csm:swarmOverlayEncrypted": False},
+        "csm:swarmOverlayEncrypted",
+        "true in prod",
+    ),
     # general
     (DEV, {"aws:region": None}, "aws:region", "required"),
     (DEV, {"csm:scalingMinCount": 4, "csm:scalingMaxCount": 3}, "csm:scalingMaxCount", ">= scalingMinCount"),
     (DEV, {"csm:serviceDesiredCount": 9}, "csm:serviceDesiredCount", "scalingMinCount..scalingMaxCount"),
     (DEV, {"csm:serviceCpu": 300}, "csm:serviceCpu", "Fargate CPU size"),
     (DEV, {"csm:serviceCpu": 256, "csm:serviceMemory": 4096}, "csm:serviceMemory", "not valid with serviceCpu 256"),
-    (DEV, {"csm:healthCheckTimeout": 15, "csm:healthCheckInterval": 15}, "csm:healthCheckTimeout", "shorter than healthCheckInterval"),
-    (DEV, {"csm:ecsHealthCheckGracePeriod": 10, "csm:healthCheckStartPeriod": 30}, "csm:ecsHealthCheckGracePeriod", ">= healthCheckStartPeriod"),
-    (DEV, {"csm:ecsMinHealthyPercent": 100, "csm:ecsMaxPercent": 100}, "csm:ecsMaxPercent", "no room to replace a task"),
-    (DEV, {"csm:imagePlatforms": ["linux/amd64"], "csm:serviceArchitecture": "arm64"}, "csm:imagePlatforms", "must include linux/arm64"),
-    (DEV, {"csm:secretSource": "pulumi", "csm:secrets": ["A=dbPassword"]}, "csm:secretSource", "must be 'aws' with target ecs"),
+    (
+        DEV,
+        {"csm:healthCheckTimeout": 15, "csm:healthCheckInterval": 15},
+        "csm:healthCheckTimeout",
+        "shorter than healthCheckInterval",
+    ),
+    (
+        DEV,
+        {"csm:ecsHealthCheckGracePeriod": 10, "csm:healthCheckStartPeriod": 30},
+        "csm:ecsHealthCheckGracePeriod",
+        ">= healthCheckStartPeriod",
+    ),
+    (
+        DEV,
+        {"csm:ecsMinHealthyPercent": 100, "csm:ecsMaxPercent": 100},
+        "csm:ecsMaxPercent",
+        "no room to replace a task",
+    ),
+    (
+        DEV,
+        {"csm:imagePlatforms": ["linux/amd64"], "csm:serviceArchitecture": "arm64"},
+        "csm:imagePlatforms",
+        "must include linux/arm64",
+    ),
+    (
+        DEV,
+        {"csm:secretSource": "pulumi", "csm:secrets": ["A=dbPassword"]},
+        "csm:secretSource",
+        "must be 'aws' with target ecs",
+    ),
     (DEV, {"csm:secrets": ["/run/secrets/ca.pem=csm/ca"]}, "csm:secrets", "cannot mount secrets as files"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": [f"A={ARN}"]}, "csm:secrets", "must name a Pulumi config key"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": ["A=dbPassword"]}, "csm:secrets", "is not set"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": ["A=servicePort"]}, "csm:secrets", "settings key"),
+    (
+        DEV,
+        {
+            "csm:target": "swarm",
+            "csm:swarmHost": "ssh://d@h",
+            "csm:secretSource": "pulumi",
+            "csm:secrets": [f"A={ARN}"],
+        },
+        "csm:secrets",
+        "must name a Pulumi config key",
+    ),
+    (
+        DEV,
+        {
+            "csm:target": "swarm",
+            "csm:swarmHost": "ssh://d@h",
+            "csm:secretSource": "pulumi",
+            "csm:secrets": ["A=dbPassword"],
+        },
+        "csm:secrets",
+        "is not set",
+    ),
+    (
+        DEV,
+        {
+            "csm:target": "swarm",
+            "csm:swarmHost": "ssh://d@h",
+            "csm:secretSource": "pulumi",
+            "csm:secrets": ["A=servicePort"],
+        },
+        "csm:secrets",
+        "settings key",
+    ),
     (DEV, {"csm:secrets": ["CSM_API_TOKENS=csm/api-tokens"]}, "csm:secrets", "must feed CSM_MASTER_KEY"),
     (DEV, {"csm:secrets": ["CSM_MASTER_KEY=csm/master-key"]}, "csm:secrets", "must feed CSM_API_TOKENS"),
-    (DEV, {"csm:serviceEnv": ["CSM_DB=1"], "csm:secrets": ["CSM_DB=csm/db", *REQUIRED]}, "csm:serviceEnv", "also fed by csm:secrets"),
+    (
+        DEV,
+        {"csm:serviceEnv": ["CSM_DB=1"], "csm:secrets": ["CSM_DB=csm/db", *REQUIRED]},
+        "csm:serviceEnv",
+        "also fed by csm:secrets",
+    ),
     (DEV, {"csm:cassandraContactPoints": []}, "csm:cassandraContactPoints", "at least one host"),
     (DEV, {"csm:cassandraLocalDc": ""}, "csm:cassandraLocalDc", "required with cassandraMode external"),
-    (DEV, {"csm:cassandraMode": "keyspaces"}, "csm:cassandraContactPoints", "must be empty with cassandraMode keyspaces"),
-    (DEV, {"csm:cassandraMode": "keyspaces", "csm:cassandraContactPoints": [], "csm:cassandraTls": False}, "csm:cassandraTls", "Keyspaces only accepts TLS"),
+    (
+        DEV,
+        {"csm:cassandraMode": "keyspaces"},
+        "csm:cassandraContactPoints",
+        "must be empty with cassandraMode keyspaces",
+    ),
+    (
+        DEV,
+        {"csm:cassandraMode": "keyspaces", "csm:cassandraContactPoints": [], "csm:cassandraTls": False},
+        "csm:cassandraTls",
+        "Keyspaces only accepts TLS",
+    ),
     (DEV, {"csm:publicSubnetIds": ["subnet-0000000a"]}, "csm:publicSubnetIds", "only applies with an existing vpcId"),
-    (DEV, {"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"]}, "csm:privateSubnetIds", "required with an existing vpcId"),
-    (DEV, {"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["subnet-0000000a"], "csm:privateSubnetIds": ["subnet-0000000c"]}, "csm:publicSubnetIds", ">= 2 availability zones"),
-    (DEV, {"csm:vpcId": "vpc-0123456789abcdef0", "csm:albInternal": True, "csm:privateSubnetIds": ["subnet-0000000c"]}, "csm:privateSubnetIds", "internal load balancer"),
-    (DEV, {"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"], "csm:privateSubnetIds": ["subnet-0000000a"]},
-     "csm:privateSubnetIds", "listed as public"),
+    (
+        DEV,
+        {"csm:vpcId": "vpc-0123456789abcdef0", "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"]},
+        "csm:privateSubnetIds",
+        "required with an existing vpcId",
+    ),
+    (
+        DEV,
+        {
+            "csm:vpcId": "vpc-0123456789abcdef0",
+            "csm:publicSubnetIds": ["subnet-0000000a"],
+            "csm:privateSubnetIds": ["subnet-0000000c"],
+        },
+        "csm:publicSubnetIds",
+        ">= 2 availability zones",
+    ),
+    (
+        DEV,
+        {"csm:vpcId": "vpc-0123456789abcdef0", "csm:albInternal": True, "csm:privateSubnetIds": ["subnet-0000000c"]},
+        "csm:privateSubnetIds",
+        "internal load balancer",
+    ),
+    (
+        DEV,
+        {
+            "csm:vpcId": "vpc-0123456789abcdef0",
+            "csm:publicSubnetIds": ["subnet-0000000a", "subnet-0000000b"],
+            "csm:privateSubnetIds": ["subnet-0000000a"],
+        },
+        "csm:privateSubnetIds",
+        "listed as public",
+    ),
     (DEV, {"csm:vpcNatGateways": 3, "csm:vpcAzCount": 2}, "csm:vpcNatGateways", "<= vpcAzCount"),
-    (DEV, {"csm:alarmEmails": ["a@example.com"], "csm:alarmTopicArn": "arn:aws:sns:eu-west-1:111122223333:ops"}, "csm:alarmEmails", "both are set"),
-    (DEV, {"csm:target": "eks", "csm:eksClusterMode": "existing", "csm:eksKubeconfig": "apiVersion: v1"}, "csm:eksClusterName", "required with eksClusterMode existing"),
-    (DEV, {"csm:target": "eks", "csm:eksClusterMode": "existing", "csm:eksClusterName": "prod-1"}, "csm:eksKubeconfig", "required with eksClusterMode existing"),
-    (DEV, {"csm:target": "eks", "csm:eksInstanceTypes": ["m7i.large"]}, "csm:eksInstanceTypes", "do not match serviceArchitecture arm64"),
-    (DEV, {"csm:target": "eks", "csm:serviceArchitecture": "x86_64", "csm:eksInstanceTypes": ["c7g.large"]}, "csm:eksInstanceTypes", "x86_64"),
-    (DEV, {"csm:target": "eks", "csm:eksNodeDesiredSize": 9}, "csm:eksNodeDesiredSize", "eksNodeMinSize..eksNodeMaxSize"),
+    (
+        DEV,
+        {"csm:alarmEmails": ["a@example.com"], "csm:alarmTopicArn": "arn:aws:sns:eu-west-1:111122223333:ops"},
+        "csm:alarmEmails",
+        "both are set",
+    ),
+    (
+        DEV,
+        {"csm:target": "eks", "csm:eksClusterMode": "existing", "csm:eksKubeconfig": "apiVersion: v1"},
+        "csm:eksClusterName",
+        "required with eksClusterMode existing",
+    ),
+    (
+        DEV,
+        {"csm:target": "eks", "csm:eksClusterMode": "existing", "csm:eksClusterName": "prod-1"},
+        "csm:eksKubeconfig",
+        "required with eksClusterMode existing",
+    ),
+    (
+        DEV,
+        {"csm:target": "eks", "csm:eksInstanceTypes": ["m7i.large"]},
+        "csm:eksInstanceTypes",
+        "do not match serviceArchitecture arm64",
+    ),
+    (
+        DEV,
+        {"csm:target": "eks", "csm:serviceArchitecture": "x86_64", "csm:eksInstanceTypes": ["c7g.large"]},
+        "csm:eksInstanceTypes",
+        "x86_64",
+    ),
+    (
+        DEV,
+        {"csm:target": "eks", "csm:eksNodeDesiredSize": 9},
+        "csm:eksNodeDesiredSize",
+        "eksNodeMinSize..eksNodeMaxSize",
+    ),
     (DEV, {"csm:target": "swarm"}, "csm:swarmHost", "required with target swarm"),
     (DEV, {"csm:target": "swarm", "csm:swarmHost": "tcp://swarm.internal:2376"}, "csm:swarmTlsCaCert", "tcp://"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "tcp://swarm.internal:2376", "csm:swarmTlsCaCert": "pem"}, "csm:swarmTlsKey", "tcp://"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmEndpointMode": "dnsrr"}, "csm:swarmEndpointMode", "swarmPublishMode host"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmPublishMode": "host"}, "csm:swarmProxyImage", "required with swarmPublishMode host"),
-    (PROD, {"csm:target": "eks", "csm:eksNodeMode": "fargate", "csm:serviceArchitecture": "x86_64", "csm:eksIdentityMode": "irsa",
-            "csm:eksContainerInsights": False}, "csm:eksNodeMode", "does not enforce NetworkPolicies"),
+    (
+        DEV,
+        {"csm:target": "swarm", "csm:swarmHost": "tcp://swarm.internal:2376", "csm:swarmTlsCaCert": "pem"},
+        "csm:swarmTlsKey",
+        "tcp://",
+    ),
+    (
+        DEV,
+        {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmEndpointMode": "dnsrr"},
+        "csm:swarmEndpointMode",
+        "swarmPublishMode host",
+    ),
+    (
+        DEV,
+        {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmPublishMode": "host"},
+        "csm:swarmProxyImage",
+        "required with swarmPublishMode host",
+    ),
+    (
+        PROD,
+        {
+            "csm:target": "eks",
+            "csm:eksNodeMode": "fargate",
+            "csm:serviceArchitecture": "x86_64",
+            "csm:eksIdentityMode": "irsa",
+            "csm:eksContainerInsights": False,
+        },
+        "csm:eksNodeMode",
+        "does not enforce NetworkPolicies",
+    ),
     # target kubernetes
     (DEV, {"csm:target": "kubernetes"}, "csm:kubernetesKubeconfig", "required with target kubernetes"),
-    (DEV, {**KUBE, "csm:allowInsecureDev": False, "csm:kubernetesServiceType": "NodePort"}, "csm:kubernetesServiceType", "plain HTTP outside the cluster"),
-    (DEV, {**KUBE, "csm:allowInsecureDev": False, "csm:kubernetesIngress": True}, "csm:kubernetesIngressTlsSecret", "bearer tokens travel in cleartext"),
-    (DEV, {**KUBE, "csm:kubernetesNodePort": 30080}, "csm:kubernetesNodePort", "only applies with kubernetesServiceType NodePort"),
-    (DEV, {**KUBE, "csm:kubernetesServiceType": "NodePort", "csm:kubernetesNodePort": 8080}, "csm:kubernetesNodePort", "30000-32767"),
-    (DEV, {**KUBE, "csm:kubernetesIngressTlsSecret": "csm-tls"}, "csm:kubernetesIngressTlsSecret", "only applies with kubernetesIngress true"),
-    (DEV, {**KUBE, "csm:kubernetesIngress": True, "csm:kubernetesIngressTlsSecret": "csm-tls"}, "csm:domainName", "required with kubernetesIngressTlsSecret"),
+    (
+        DEV,
+        {**KUBE, "csm:allowInsecureDev": False, "csm:kubernetesServiceType": "NodePort"},
+        "csm:kubernetesServiceType",
+        "plain HTTP outside the cluster",
+    ),
+    (
+        DEV,
+        {**KUBE, "csm:allowInsecureDev": False, "csm:kubernetesIngress": True},
+        "csm:kubernetesIngressTlsSecret",
+        "bearer tokens travel in cleartext",
+    ),
+    (
+        DEV,
+        {**KUBE, "csm:kubernetesNodePort": 30080},
+        "csm:kubernetesNodePort",
+        "only applies with kubernetesServiceType NodePort",
+    ),
+    (
+        DEV,
+        {**KUBE, "csm:kubernetesServiceType": "NodePort", "csm:kubernetesNodePort": 8080},
+        "csm:kubernetesNodePort",
+        "30000-32767",
+    ),
+    (
+        DEV,
+        {**KUBE, "csm:kubernetesIngressTlsSecret": "csm-tls"},
+        "csm:kubernetesIngressTlsSecret",
+        "only applies with kubernetesIngress true",
+    ),
+    (
+        DEV,
+        {**KUBE, "csm:kubernetesIngress": True, "csm:kubernetesIngressTlsSecret": "csm-tls"},
+        "csm:domainName",
+        "required with kubernetesIngressTlsSecret",
+    ),
     (PROD, {**KUBE}, "csm:kubernetesIngressTlsSecret", "required in prod"),
     (PROD, {**KUBE, "csm:kubernetesServiceType": "NodePort"}, "csm:kubernetesServiceType", "must be ClusterIP in prod"),
-    (DEV, {**KUBE, "csm:kubernetesSecretStore": None}, "csm:kubernetesSecretStore", "required with target kubernetes and secretSource aws"),
+    (
+        DEV,
+        {**KUBE, "csm:kubernetesSecretStore": None},
+        "csm:kubernetesSecretStore",
+        "required with target kubernetes and secretSource aws",
+    ),
     (DEV, {**KUBE, "csm:secrets": []}, "csm:kubernetesSecretStore", "only applies with secretSource aws"),
     (DEV, {"csm:imageRegistryUsername": "ci"}, "csm:imageRegistryUsername", "only applies with imageRegistry"),
-    (DEV, {"csm:imageRegistry": "registry.example:5000", "csm:imageRegistryUsername": "ci"}, "csm:imageRegistryPassword", "go together"),
+    (
+        DEV,
+        {"csm:imageRegistry": "registry.example:5000", "csm:imageRegistryUsername": "ci"},
+        "csm:imageRegistryPassword",
+        "go together",
+    ),
     # issue 13: what AWS documents, refused before anything is planned
     # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-capacity-providers.html
-    (DEV, {"csm:ecsCapacityProvider": "FARGATE_SPOT"}, "csm:ecsCapacityProvider", "Fargate Spot only supports Linux tasks with the X86_64"),
+    (
+        DEV,
+        {"csm:ecsCapacityProvider": "FARGATE_SPOT"},
+        "csm:ecsCapacityProvider",
+        "Fargate Spot only supports Linux tasks with the X86_64",
+    ),
     # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/private-auth.html
-    (DEV, {"csm:imageRef": "ghcr.io/example/csm@sha256:" + "e" * 64}, "csm:imageRepositoryCredentials", "repositoryCredentials"),
-    (DEV, {"csm:imageRepositoryCredentials": "csm/ghcr"}, "csm:imageRepositoryCredentials", "only applies to an imageRef outside ECR"),
+    (
+        DEV,
+        {"csm:imageRef": "ghcr.io/example/csm@sha256:" + "e" * 64},
+        "csm:imageRepositoryCredentials",
+        "repositoryCredentials",
+    ),
+    (
+        DEV,
+        {"csm:imageRepositoryCredentials": "csm/ghcr"},
+        "csm:imageRepositoryCredentials",
+        "only applies to an imageRef outside ECR",
+    ),
     # bearer tokens never in cleartext over the internet
     (DEV, {"csm:allowInsecureDev": False}, "csm:certificateArn", "internet-facing"),
     (PROD, {"csm:allowInsecureDev": True}, "csm:allowInsecureDev", "false in prod"),
-    (DEV, {"csm:allowInsecureDev": False, "csm:target": "swarm", "csm:swarmHost": "ssh://d@h"}, "csm:swarmProxyTlsSecret", "cleartext"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmProxyTlsSecret": "csm/tls"}, "csm:swarmProxyTlsSecret", "swarmPublishMode host"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi", "csm:secrets": [], "csm:swarmPublishMode": "host",
-           "csm:swarmProxyImage": "r/p@sha256:" + "b" * 64, "csm:swarmProxyTlsSecret": "proxyPem"}, "csm:swarmProxyTlsSecret", "is not set"),
-    ({**DEV, "csm:environment": "staging"}, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h"}, "csm:swarmSecretNameKey", "unsalted hash"),
-    (DEV, {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmSecretNameKey": "short"}, "csm:swarmSecretNameKey", "at least 32"),
+    (
+        DEV,
+        {"csm:allowInsecureDev": False, "csm:target": "swarm", "csm:swarmHost": "ssh://d@h"},
+        "csm:swarmProxyTlsSecret",
+        "cleartext",
+    ),
+    (
+        DEV,
+        {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmProxyTlsSecret": "csm/tls"},
+        "csm:swarmProxyTlsSecret",
+        "swarmPublishMode host",
+    ),
+    (
+        DEV,
+        {
+            "csm:target": "swarm",
+            "csm:swarmHost": "ssh://d@h",
+            "csm:secretSource": "pulumi",
+            "csm:secrets": [],
+            "csm:swarmPublishMode": "host",
+            "csm:swarmProxyImage": "r/p@sha256:" + "b" * 64,
+            "csm:swarmProxyTlsSecret": "proxyPem",
+        },
+        "csm:swarmProxyTlsSecret",
+        "is not set",
+    ),
+    (
+        {**DEV, "csm:environment": "staging"},
+        {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h"},
+        "csm:swarmSecretNameKey",
+        "unsalted hash",
+    ),
+    (
+        DEV,
+        {"csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:swarmSecretNameKey": "short"},
+        "csm:swarmSecretNameKey",
+        "at least 32",
+    ),
     # EKS capacity: pods per node from the instance type and the requests (issue 13 item 7)
-    (PROD, {"csm:target": "eks", "csm:eksInstanceTypes": ["m7g.large"], "csm:eksNodeMaxSize": 3, "csm:serviceCpu": 1024, "csm:scalingMaxCount": 3},
-     "csm:eksNodeMaxSize", "must be >= 4"),
-    (PROD, {"csm:target": "eks", "csm:eksInstanceTypes": ["m7g.medium"], "csm:serviceCpu": 1024}, "csm:eksInstanceTypes", "does not fit"),
+    (
+        PROD,
+        {
+            "csm:target": "eks",
+            "csm:eksInstanceTypes": ["m7g.large"],
+            "csm:eksNodeMaxSize": 3,
+            "csm:serviceCpu": 1024,
+            "csm:scalingMaxCount": 3,
+        },
+        "csm:eksNodeMaxSize",
+        "must be >= 4",
+    ),
+    (
+        PROD,
+        {"csm:target": "eks", "csm:eksInstanceTypes": ["m7g.medium"], "csm:serviceCpu": 1024},
+        "csm:eksInstanceTypes",
+        "does not fit",
+    ),
 ]
 
 
-@pytest.mark.parametrize("base,overrides,key,fragment", CROSS_RULES, ids=[f"{c[2]}-{i}" for i, c in enumerate(CROSS_RULES)])
+@pytest.mark.parametrize(
+    "base,overrides,key,fragment", CROSS_RULES, ids=[f"{c[2]}-{i}" for i, c in enumerate(CROSS_RULES)]
+)
 def test_cross_rule_names_the_key(base, overrides, key, fragment):
     values = {k: v for k, v in {**base, **overrides}.items() if v is not None}
     assert_names(values, key, fragment)
 
 
 def test_pulumi_secret_refs_are_accepted_when_set():
-    values = {**DEV, "csm:target": "swarm", "csm:swarmHost": "ssh://d@h", "csm:secretSource": "pulumi",
-              "csm:secrets": ["CSM_MASTER_KEY=masterKey", "/run/secrets/csm_api_tokens=apiTokens"],
-              "csm:masterKey": "<secret>", "csm:apiTokens": "<secret>"}
+    values = {
+        **DEV,
+        "csm:target": "swarm",
+        "csm:swarmHost": "ssh://d@h",
+        "csm:secretSource": "pulumi",
+        "csm:secrets": ["CSM_MASTER_KEY=masterKey", "/run/secrets/csm_api_tokens=apiTokens"],
+        "csm:masterKey": "<secret>",
+        "csm:apiTokens": "<secret>",
+    }
     cfg = StackConfig.load(values)
     assert cfg.pulumi_secret_keys == ["masterKey", "apiTokens"]
 

@@ -2,6 +2,7 @@
 
 That `docker stack deploy` accepts and honours it is checked on the real engine
 (tests/e2e/test_swarm.py: `docker stack config` shows no ignored key, and the stack runs)."""
+
 from __future__ import annotations
 
 import functools
@@ -15,19 +16,25 @@ from components.config import StackConfig
 from components.render import load_all
 from components.render import swarm as render
 from components.spec import build_spec
-from components.stackfiles import ROOT
-from components.stackfiles import load_stack_values
+from components.stackfiles import ROOT, load_stack_values
 
 IMAGE = "registry.example.com/csm/csm@sha256:" + "a" * 64
 PROXY = "registry.example.com/csm/swarm-proxy@sha256:" + "b" * 64
 # The stack files' secret lists change with the service; these tests pin their own two.
-SECRETS = ["CSM_CASSANDRA_PASSWORD=csm/dev/cassandra-password",
-           "CSM_MASTER_KEY=arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf"]
-SWARM = {"csm:target": "swarm", "csm:allowInsecureDev": True, "csm:swarmHost": "ssh://deploy@swarm-1.internal", "csm:secrets": SECRETS}
+SECRETS = [
+    "CSM_CASSANDRA_PASSWORD=csm/dev/cassandra-password",
+    "CSM_MASTER_KEY=arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf",
+]
+SWARM = {
+    "csm:target": "swarm",
+    "csm:allowInsecureDev": True,
+    "csm:swarmHost": "ssh://deploy@swarm-1.internal",
+    "csm:secrets": SECRETS,
+}
 HOST_MODE = {**SWARM, "csm:swarmPublishMode": "host", "csm:swarmEndpointMode": "dnsrr", "csm:swarmProxyImage": PROXY}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stack_values(stack: str) -> dict:
     return load_stack_values(stack)
 
@@ -77,7 +84,14 @@ def test_health_check_is_the_images_healthcheck_command_in_exec_form():
 
 
 def test_health_check_timings_come_from_config():
-    hc = csm({"csm:healthCheckInterval": 20, "csm:healthCheckTimeout": 4, "csm:healthCheckRetries": 5, "csm:healthCheckStartPeriod": 40})["healthcheck"]
+    hc = csm(
+        {
+            "csm:healthCheckInterval": 20,
+            "csm:healthCheckTimeout": 4,
+            "csm:healthCheckRetries": 5,
+            "csm:healthCheckStartPeriod": 40,
+        }
+    )["healthcheck"]
     assert (hc["interval"], hc["timeout"], hc["retries"], hc["start_period"]) == ("20s", "4s", 5, "40s")
 
 
@@ -100,8 +114,21 @@ def test_drops_every_capability_and_adds_none():
 def test_no_key_that_docker_stack_deploy_ignores():
     # The Docker CLI's stack loader prints "Ignoring unsupported options" for these (security_opt
     # included: no-new-privileges is a daemon setting on Swarm nodes, see the README).
-    ignored = {"build", "cgroup_parent", "container_name", "depends_on", "devices", "external_links", "links",
-               "network_mode", "restart", "security_opt", "tmpfs", "userns_mode", "privileged"}
+    ignored = {
+        "build",
+        "cgroup_parent",
+        "container_name",
+        "depends_on",
+        "devices",
+        "external_links",
+        "links",
+        "network_mode",
+        "restart",
+        "security_opt",
+        "tmpfs",
+        "userns_mode",
+        "privileged",
+    }
     for name, service in doc(HOST_MODE)["services"].items():
         assert ignored.isdisjoint(service), f"{name}: {sorted(ignored & set(service))}"
 
@@ -179,7 +206,7 @@ def test_rolling_update_is_start_first_one_at_a_time_and_rolls_back():
 
 
 def test_update_monitor_outlasts_a_replica_that_never_turns_healthy():
-    cfg, spec = setup()
+    _cfg, spec = setup()
     h = spec.health
     monitor = int(csm()["deploy"]["update_config"]["monitor"].rstrip("s"))
     assert monitor >= h.start_period + h.interval * h.retries
@@ -203,7 +230,10 @@ def test_placement_spreads_over_zones_on_the_services_architecture():
 
 
 def test_arm64_maps_to_aarch64_nodes():
-    assert "node.platform.arch == aarch64" in csm({"csm:serviceArchitecture": "arm64"})["deploy"]["placement"]["constraints"]
+    assert (
+        "node.platform.arch == aarch64"
+        in csm({"csm:serviceArchitecture": "arm64"})["deploy"]["placement"]["constraints"]
+    )
 
 
 def test_overlay_network_is_encrypted():
@@ -242,7 +272,13 @@ def test_host_mode_puts_the_proxy_in_front():
 
 def test_proxy_finds_every_task_and_checks_readiness():
     env = doc(HOST_MODE)["services"]["proxy"]["environment"]
-    assert env == {"PROXY_PORT": "8080", "PROXY_MONITOR_PORT": "8081", "CSM_BACKEND_HOST": "tasks.csm", "CSM_BACKEND_PORT": "8000", "CSM_HEALTH_PATH": "/health/ready"}
+    assert env == {
+        "PROXY_PORT": "8080",
+        "PROXY_MONITOR_PORT": "8081",
+        "CSM_BACKEND_HOST": "tasks.csm",
+        "CSM_BACKEND_PORT": "8000",
+        "CSM_HEALTH_PATH": "/health/ready",
+    }
 
 
 def test_proxy_is_hardened_and_health_checked():
@@ -272,8 +308,15 @@ def test_stop_grace_period_lets_in_flight_requests_drain():
 
 
 def test_prod_stack_renders_for_swarm_too():
-    d = doc({**HOST_MODE, "csm:allowInsecureDev": False, "csm:swarmProxyTlsSecret": "csm/prod/proxy-tls",
-             "csm:swarmSecretNameKey": "k" * 32}, stack="prod")
+    d = doc(
+        {
+            **HOST_MODE,
+            "csm:allowInsecureDev": False,
+            "csm:swarmProxyTlsSecret": "csm/prod/proxy-tls",
+            "csm:swarmSecretNameKey": "k" * 32,
+        },
+        stack="prod",
+    )
     assert d["services"]["csm"]["deploy"]["replicas"] >= 2
 
 
@@ -285,9 +328,13 @@ def test_proxy_serves_tls_from_a_secret():
     d = doc(TLS_PROXY)
     proxy = d["services"]["proxy"]
     assert proxy["environment"]["PROXY_TLS_CERT"] == render.PROXY_TLS_PATH
-    assert proxy["secrets"] == [{"source": render.PROXY_TLS_KEY, "target": render.PROXY_TLS_PATH, "uid": "65532", "gid": "65532", "mode": 0o400}]
+    assert proxy["secrets"] == [
+        {"source": render.PROXY_TLS_KEY, "target": render.PROXY_TLS_PATH, "uid": "65532", "gid": "65532", "mode": 0o400}
+    ]
     assert d["secrets"][render.PROXY_TLS_KEY]["external"] is True
-    assert render.PROXY_TLS_KEY not in [s["source"] for s in d["services"]["csm"].get("secrets", [])], "only the proxy reads it"
+    assert render.PROXY_TLS_KEY not in [s["source"] for s in d["services"]["csm"].get("secrets", [])], (
+        "only the proxy reads it"
+    )
 
 
 def test_haproxy_binds_tls_when_given_a_certificate_and_checks_health_on_loopback():

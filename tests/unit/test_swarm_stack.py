@@ -2,6 +2,7 @@
 
 The deploy command's stack file is asserted to be exactly the renderer's output for the
 deployed image and secret versions: the same bytes the end-to-end tests deploy."""
+
 from __future__ import annotations
 
 import base64
@@ -13,8 +14,8 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-
 from csm_pulumi_mocks import CsmMocks, construct, run_program
+
 from components.config import StackConfig
 from components.render import swarm as render
 from components.spec import build_spec
@@ -23,10 +24,23 @@ from components.swarm_stack import SwarmStack, SwarmStackArgs, endpoint_host
 
 IMAGE = "registry.example.com/csm/csm@sha256:" + "c" * 64
 SECRET_VALUES = {"cassandra-password": "s3cret-cassandra-password-value", "master-key": "s3cret-master-key-value"}
-SECRETS = ["CSM_CASSANDRA_PASSWORD=csm/dev/cassandra-password",
-           "CSM_MASTER_KEY=arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf"]
-SWARM = {"csm:target": "swarm", "csm:allowInsecureDev": True, "csm:swarmHost": "ssh://deploy@swarm-1.internal", "csm:imageRef": IMAGE, "csm:secrets": SECRETS}
-TLS = {"csm:swarmHost": "tcp://swarm-1.internal:2376", "csm:swarmTlsCaCert": "CA-PEM", "csm:swarmTlsCert": "CERT-PEM", "csm:swarmTlsKey": "KEY-PEM"}
+SECRETS = [
+    "CSM_CASSANDRA_PASSWORD=csm/dev/cassandra-password",
+    "CSM_MASTER_KEY=arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/dev/master-key-AbCdEf",
+]
+SWARM = {
+    "csm:target": "swarm",
+    "csm:allowInsecureDev": True,
+    "csm:swarmHost": "ssh://deploy@swarm-1.internal",
+    "csm:imageRef": IMAGE,
+    "csm:secrets": SECRETS,
+}
+TLS = {
+    "csm:swarmHost": "tcp://swarm-1.internal:2376",
+    "csm:swarmTlsCaCert": "CA-PEM",
+    "csm:swarmTlsCert": "CERT-PEM",
+    "csm:swarmTlsKey": "KEY-PEM",
+}
 
 SECRET = "docker:index/secret:Secret"
 COMMAND = "command:local:Command"
@@ -41,8 +55,12 @@ class SwarmMocks(CsmMocks):
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
             ref = dict(args.args)["secretId"]
             self.calls.append((args.token, dict(args.args)))
-            return {"secretString": f"value-of-{ref}", "arn": f"arn:aws:secretsmanager:eu-west-1:111122223333:secret:{ref}",
-                    "id": ref, "versionId": "v1"}
+            return {
+                "secretString": f"value-of-{ref}",
+                "arn": f"arn:aws:secretsmanager:eu-west-1:111122223333:secret:{ref}",
+                "id": ref,
+                "versionId": "v1",
+            }
         return super().call(args)
 
 
@@ -57,7 +75,7 @@ def plain(value):
     return value["value"] if is_secret(value) else value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stack_values(stack: str) -> dict:
     return load_stack_values(stack)
 
@@ -71,15 +89,28 @@ def make_stack(overrides=None, secret_values=None, **kw):
     spec = build_spec(cfg, IMAGE)
 
     def make():
-        stack = SwarmStack("csm", SwarmStackArgs(
-            settings=cfg, spec=spec, image_ref=IMAGE, host=cfg.swarm.host,
-            secret_values=secret_values or SECRET_VALUES, tls_ca_cert=cfg.swarm.tls_ca_cert,
-            tls_cert=cfg.swarm.tls_cert, tls_key=cfg.swarm.tls_key, **kw,
-        ))
-        return stack, {"stack_file": stack.stack_file, "names": stack.secret_names, "url": stack.service_url,
-                       "log_group": stack.log_group_name}
+        stack = SwarmStack(
+            "csm",
+            SwarmStackArgs(
+                settings=cfg,
+                spec=spec,
+                image_ref=IMAGE,
+                host=cfg.swarm.host,
+                secret_values=secret_values or SECRET_VALUES,
+                tls_ca_cert=cfg.swarm.tls_ca_cert,
+                tls_cert=cfg.swarm.tls_cert,
+                tls_key=cfg.swarm.tls_key,
+                **kw,
+            ),
+        )
+        return stack, {
+            "stack_file": stack.stack_file,
+            "names": stack.secret_names,
+            "url": stack.service_url,
+            "log_group": stack.log_group_name,
+        }
 
-    mocks, (component, outs) = construct(make, mocks=SwarmMocks())
+    mocks, (_component, outs) = construct(make, mocks=SwarmMocks())
     return cfg, spec, mocks, outs
 
 
@@ -92,7 +123,9 @@ def test_tcp_host_gets_the_tls_material():
     _, _, mocks, _ = make_stack(TLS)
     p = mocks.one(PROVIDER).inputs
     tls = (p["caMaterial"], p["certMaterial"], p["keyMaterial"])
-    assert all(map(is_secret, tls)) and tuple(map(plain, tls)) == ("CA-PEM", "CERT-PEM", "KEY-PEM"), "provider csm-docker: TLS"
+    assert all(map(is_secret, tls)) and tuple(map(plain, tls)) == ("CA-PEM", "CERT-PEM", "KEY-PEM"), (
+        "provider csm-docker: TLS"
+    )
 
 
 def test_one_docker_secret_per_spec_secret():
@@ -111,14 +144,16 @@ def test_docker_secret_data_is_the_base64_value():
     _, _, mocks, _ = make_stack()
     secret = mocks.one(SECRET, "cassandra-password")
     data = secret.inputs["data"]
-    assert is_secret(data) and base64.b64decode(plain(data)).decode() == SECRET_VALUES["cassandra-password"], f"{secret.name}: data"
+    assert is_secret(data) and base64.b64decode(plain(data)).decode() == SECRET_VALUES["cassandra-password"], (
+        f"{secret.name}: data"
+    )
 
 
 def test_secrets_outlive_docker_stack_rm():
     # `docker stack rm` deletes secrets labelled com.docker.stack.namespace=<stack>: Pulumi owns these.
     _, _, mocks, _ = make_stack()
     for secret in mocks.of_type(SECRET):
-        labels = {l["label"]: l["value"] for l in secret.inputs["labels"]}
+        labels = {lb["label"]: lb["value"] for lb in secret.inputs["labels"]}
         assert "com.docker.stack.namespace" not in labels and labels["csm.stack"] == "csm", f"{secret.name}: labels"
 
 
@@ -138,7 +173,10 @@ def test_tcp_host_without_tls_is_refused():
     cfg = settings()
     spec = build_spec(cfg, IMAGE)
     with pytest.raises(ValueError, match="tcp://"):
-        SwarmStack("csm", SwarmStackArgs(settings=cfg, spec=spec, image_ref=IMAGE, host="tcp://h:2376", secret_values=SECRET_VALUES))
+        SwarmStack(
+            "csm",
+            SwarmStackArgs(settings=cfg, spec=spec, image_ref=IMAGE, host="tcp://h:2376", secret_values=SECRET_VALUES),
+        )
 
 
 def test_deploy_runs_the_stack_deploy_script_on_create_and_update():
@@ -214,8 +252,14 @@ def test_service_url_is_the_published_port_on_the_host():
     assert outs["url"] == "http://swarm-1.internal:8443"
 
 
-@pytest.mark.parametrize("host,expected", [("ssh://deploy@swarm-1.internal", "swarm-1.internal"),
-                                           ("tcp://10.0.0.5:2376", "10.0.0.5"), ("unix:///var/run/docker.sock", "127.0.0.1")])
+@pytest.mark.parametrize(
+    "host,expected",
+    [
+        ("ssh://deploy@swarm-1.internal", "swarm-1.internal"),
+        ("tcp://10.0.0.5:2376", "10.0.0.5"),
+        ("unix:///var/run/docker.sock", "127.0.0.1"),
+    ],
+)
 def test_endpoint_host(host, expected):
     assert endpoint_host(host) == expected
 
@@ -223,13 +267,19 @@ def test_endpoint_host(host, expected):
 def test_registry_login_for_the_deploy():
     from components.swarm_stack import RegistryAuth
 
-    _, _, mocks, _ = make_stack(registry=RegistryAuth(server="https://111122223333.dkr.ecr.eu-west-1.amazonaws.com",
-                                                      username="AWS", password="token"))
+    _, _, mocks, _ = make_stack(
+        registry=RegistryAuth(
+            server="https://111122223333.dkr.ecr.eu-west-1.amazonaws.com", username="AWS", password="token"
+        )
+    )
     env = mocks.one(COMMAND, "deploy").inputs["environment"]
     assert is_secret(env), "csm-deploy: the environment holds the registry password: secret"
     env = plain(env)
     assert (env["CSM_REGISTRY_SERVER"], env["CSM_REGISTRY_USER"], env["CSM_REGISTRY_PASSWORD"]) == (
-        "https://111122223333.dkr.ecr.eu-west-1.amazonaws.com", "AWS", "token")
+        "https://111122223333.dkr.ecr.eu-west-1.amazonaws.com",
+        "AWS",
+        "token",
+    )
 
 
 # ---- the whole program with target swarm
@@ -257,7 +307,9 @@ def test_program_reads_secret_values_from_secrets_manager():
 
 
 def test_program_reads_pulumi_config_secrets():
-    mocks = program({"csm:secretSource": "pulumi", "csm:secrets": ["CSM_MASTER_KEY=masterKey"], "csm:masterKey": "from-config"})
+    mocks = program(
+        {"csm:secretSource": "pulumi", "csm:secrets": ["CSM_MASTER_KEY=masterKey"], "csm:masterKey": "from-config"}
+    )
     assert base64.b64decode(plain(mocks.one(SECRET).inputs["data"])).decode() == "from-config"
 
 
@@ -279,13 +331,19 @@ def test_docker_secret_names_are_keyed_so_a_guess_cannot_be_confirmed():
     assert got == {f"csm-secret-{k}": render.versioned_secret_name("csm", k, v, key) for k, v in SECRET_VALUES.items()}
     for k, v in SECRET_VALUES.items():
         assert not got[f"csm-secret-{k}"].endswith(hashlib.sha256(v.encode()).hexdigest()[:12]), k
-    assert render.versioned_secret_name("csm", "x", "v", key) != render.versioned_secret_name("csm", "x", "v", "other" * 8)
+    assert render.versioned_secret_name("csm", "x", "v", key) != render.versioned_secret_name(
+        "csm", "x", "v", "other" * 8
+    )
 
 
 def test_tls_proxy_gets_its_certificate_as_a_docker_secret_and_an_https_url():
     proxy = "registry.example.com/csm/swarm-proxy@sha256:" + "b" * 64
-    tls = {"csm:swarmPublishMode": "host", "csm:swarmEndpointMode": "dnsrr", "csm:swarmProxyImage": proxy,
-           "csm:swarmProxyTlsSecret": "csm/dev/proxy-tls"}
+    tls = {
+        "csm:swarmPublishMode": "host",
+        "csm:swarmEndpointMode": "dnsrr",
+        "csm:swarmProxyImage": proxy,
+        "csm:swarmProxyTlsSecret": "csm/dev/proxy-tls",
+    }
     _, _, mocks, outs = make_stack(tls, secret_values={**SECRET_VALUES, render.PROXY_TLS_KEY: "CERT\nKEY"})
     assert "csm-secret-proxy-tls" in [r.name for r in mocks.of_type(SECRET)]
     assert outs["url"].startswith("https://")

@@ -1,5 +1,6 @@
 """The Pulumi GitHub Actions workflow: previews with PR comments, ups with prod approval,
 pinned actions, least-privilege permissions, OIDC to AWS."""
+
 from __future__ import annotations
 
 import re
@@ -39,7 +40,9 @@ def test_workflow_grants_nothing_by_default_and_jobs_only_what_they_need():
         perms = job["permissions"]
         assert set(perms) <= {"contents", "id-token", "pull-requests"}, name
         assert perms["contents"] == "read", name
-        assert perms.get("pull-requests") in (None, "write") and (perms.get("pull-requests") is None or name == "preview"), name
+        assert perms.get("pull-requests") in (None, "write") and (
+            perms.get("pull-requests") is None or name == "preview"
+        ), name
 
 
 def test_aws_through_oidc_not_static_keys():
@@ -70,7 +73,18 @@ def test_config_is_checked_offline_before_aws():
         assert check < aws, job
 
 
-EXPRESSION_CONTEXTS = ("inputs.", "vars.", "secrets.", "github.", "needs.", "matrix.", "steps.", "env.", "jobs.", "runner.")
+EXPRESSION_CONTEXTS = (
+    "inputs.",
+    "vars.",
+    "secrets.",
+    "github.",
+    "needs.",
+    "matrix.",
+    "steps.",
+    "env.",
+    "jobs.",
+    "runner.",
+)
 
 
 def _values(node):
@@ -87,9 +101,18 @@ def _values(node):
 def test_context_references_are_expressions():
     # Issue 13 item 2: `IMAGE_REF: inputs.image-ref` passed the literal string "inputs.image-ref" to
     # `pulumi config set`. Outside `if:` (an expression already), a context must be inside ${{ }}.
-    bare = [v for job in JOBS.values() for step in job.get("steps", [])
-            for k, val in step.items() if k != "if" for v in _values(val) if v.strip().startswith(EXPRESSION_CONTEXTS)]
-    bare += [v for job in JOBS.values() for v in _values(job.get("env", {})) if v.strip().startswith(EXPRESSION_CONTEXTS)]
+    bare = [
+        v
+        for job in JOBS.values()
+        for step in job.get("steps", [])
+        for k, val in step.items()
+        if k != "if"
+        for v in _values(val)
+        if v.strip().startswith(EXPRESSION_CONTEXTS)
+    ]
+    bare += [
+        v for job in JOBS.values() for v in _values(job.get("env", {})) if v.strip().startswith(EXPRESSION_CONTEXTS)
+    ]
     assert bare == [], f"context references outside ${{{{ }}}}: {bare}"
 
 

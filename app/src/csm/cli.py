@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 # A wildcard listen address is reached on loopback.
-LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104  # nosec B104 - maps wildcards to loopback, binds nothing
+LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # nosec B104 - maps wildcards to loopback, binds nothing
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:

@@ -131,14 +131,16 @@ class Settings(BaseSettings):
 
     # HTTP server
     # A container listens on all its interfaces.
-    host: str = Field("0.0.0.0", min_length=1, description="listen address")  # noqa: S104  # nosec B104 - a container listens on all its interfaces
+    host: str = Field("0.0.0.0", min_length=1, description="listen address")  # nosec B104 - a container listens on all its interfaces
     port: int = Field(8000, ge=1, le=65535, description="listen port")
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     max_request_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024, description="largest accepted request body")
     shutdown_timeout: int = Field(15, ge=1, le=300, description="seconds to finish in-flight requests on SIGTERM")
     # Longer than any load balancer's idle timeout in front (ALB default 60 s), so the balancer closes idle connections
     # first and never sends a request on one the server is closing (an intermittent 502).
-    keep_alive_timeout: int = Field(75, ge=1, le=4100, description="seconds an idle HTTP keep-alive connection stays open")
+    keep_alive_timeout: int = Field(
+        75, ge=1, le=4100, description="seconds an idle HTTP keep-alive connection stays open"
+    )
     readiness_interval: float = Field(2.0, gt=0, le=60, description="seconds between background Cassandra checks")
 
     # Cassandra
@@ -264,7 +266,9 @@ class Settings(BaseSettings):
             )
         if self.cassandra_mode == "keyspaces":
             if self.cassandra_aws_region is None:
-                raise ValueError("cassandra_aws_region (CSM_CASSANDRA_AWS_REGION) is required with cassandra_mode keyspaces")
+                raise ValueError(
+                    "cassandra_aws_region (CSM_CASSANDRA_AWS_REGION) is required with cassandra_mode keyspaces"
+                )
             if self.cassandra_tls_ca_file is None:
                 raise ValueError(
                     "cassandra_tls_ca_file (CSM_CASSANDRA_TLS_CA_FILE) is required with cassandra_mode keyspaces "

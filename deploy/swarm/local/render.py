@@ -10,6 +10,7 @@ DIR, e.g. DIR/apiTokens), checks it with the same model as `pulumi up`, and writ
   OUT/secrets.tsv   one line per Docker secret: <key> TAB <versioned name> TAB <value file>
 The secret values are only read to hash them; they are never written anywhere by this script.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,11 @@ def main(argv: list[str]) -> int:
     if absent:
         print(f"render.py: missing secret value files: {', '.join(absent)}", file=sys.stderr)
         return 1
-    overrides: dict[str, Any] = {"imageRef": args.image, "swarmProxyImage": args.proxy_image, "serviceArchitecture": args.arch}
+    overrides: dict[str, Any] = {
+        "imageRef": args.image,
+        "swarmProxyImage": args.proxy_image,
+        "serviceArchitecture": args.arch,
+    }
     overrides.update({ref: "<secret>" for ref in refs})  # present, as `pulumi config set --secret` makes them
     try:
         cfg = StackConfig.load(load_values(args.config, overrides), stack="local")

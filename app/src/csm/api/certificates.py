@@ -14,7 +14,7 @@ from csm.tokens import Principal
 router = APIRouter(prefix="/v1/certificates", tags=["certificates"], responses=responses(401, 403, 503))
 
 PAGE_TOKEN_MAX = 4096
-PAGE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # noqa: S105  # nosec B105 - a pattern, not a secret
+PAGE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # nosec B105 - a pattern, not a secret
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 404, 413))

@@ -9,8 +9,8 @@ import logging
 from fastapi import FastAPI, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from csm.ca import CertificateRequestError, SealError
 from csm.models import Problem

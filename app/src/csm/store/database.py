@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cassandra import ConsistencyLevel, OperationTimedOut, RequestExecutionException, WriteTimeout, WriteType
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -26,6 +25,7 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
+from cassandra import ConsistencyLevel, OperationTimedOut, RequestExecutionException, WriteTimeout, WriteType
 from csm.config import Settings
 from csm.metrics import BATCHLOG_FALLBACKS, CASSANDRA_QUERY_SECONDS, CASSANDRA_RECONNECTS
 from csm.store.keyspaces import wait_until_active
@@ -120,7 +120,11 @@ class Database:
         """The name the node certificates are checked against. Without it the driver would check the
         address it connects to, which certificates naming only DNS names (Keyspaces') never carry."""
         name = self._settings.effective_tls_server_name
-        if self._settings.cassandra_tls_ca_file is None or name is None or not self._settings.cassandra_tls_verify_hostname:
+        if (
+            self._settings.cassandra_tls_ca_file is None
+            or name is None
+            or not self._settings.cassandra_tls_verify_hostname
+        ):
             return None
         return {"server_hostname": name}
 
@@ -149,8 +153,10 @@ class Database:
             else:
                 on_ddl = None
                 if s.cassandra_mode == "keyspaces":
+
                     def on_ddl(ddl_session: Session, statement: str) -> None:
                         wait_until_active(ddl_session, s.cassandra_keyspace, statement, s.cassandra_schema_wait)
+
                 applied = migrate(
                     session,
                     s.cassandra_keyspace,

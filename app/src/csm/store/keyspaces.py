@@ -9,8 +9,9 @@ import re
 import time
 from collections.abc import Callable
 
-from cassandra import InvalidRequest
 from cassandra.cluster import Session
+
+from cassandra import InvalidRequest
 
 log = logging.getLogger(__name__)
 

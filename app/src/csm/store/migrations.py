@@ -230,7 +230,9 @@ def migrate(
 
     ddl(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication(strategy, factor)}")
     session.set_keyspace(keyspace)
-    ddl("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)")
+    ddl(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
+    )
     if _done(session) >= {m.version for m in MIGRATIONS}:
         return []  # the common start: nothing to do, no lease needed
     ddl("CREATE TABLE IF NOT EXISTS schema_lease (name text PRIMARY KEY, owner uuid, expires_at timestamp)")
@@ -266,4 +268,3 @@ def migrate(
             lease.release()
         except Exception as error:  # the lease expires by itself
             log.warning("could not release the migration lease", extra={"reason": str(error)})
-

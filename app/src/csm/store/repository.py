@@ -99,7 +99,9 @@ class Repository:
 
     async def authority(self, authority_id: UUID) -> tuple[Authority, bytes] | None:
         rows = await self._db.execute(
-            "authority_get", f"SELECT {_AUTHORITY_COLUMNS}, sealed_key FROM authorities WHERE id = ?", (authority_id,)  # nosec B608 - identifiers are module constants; values are bound parameters
+            "authority_get",
+            f"SELECT {_AUTHORITY_COLUMNS}, sealed_key FROM authorities WHERE id = ?",  # nosec B608 - identifiers are module constants; values are bound parameters
+            (authority_id,),
         )
         row = rows.one()
         if row is None:
@@ -165,12 +167,16 @@ class Repository:
             return [_certificate(row, now) for row in rows], next_token
         if authority_id is not None:
             if expiring_before is None:
-                ids, next_token = await self._page("certificate_list", _BY_AUTHORITY, (authority_id,), limit, page_token)
+                ids, next_token = await self._page(
+                    "certificate_list", _BY_AUTHORITY, (authority_id,), limit, page_token
+                )
             else:
                 params = (authority_id, now, expiring_before)
-                ids, next_token = await self._page("certificate_list", _BY_AUTHORITY_EXPIRING, params, limit, page_token)
+                ids, next_token = await self._page(
+                    "certificate_list", _BY_AUTHORITY_EXPIRING, params, limit, page_token
+                )
         else:
-            assert expiring_before is not None  # noqa: S101  # nosec B101 - narrowed by the branches above
+            assert expiring_before is not None  # nosec B101 - narrowed by the branches above
             ids, next_token = await self._expiring(now, expiring_before, limit, page_token)
         return await self._certificates_by_id([row["id"] for row in ids], now), next_token
 
