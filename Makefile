@@ -10,7 +10,7 @@ CASSANDRA_EXTRA_VERSIONS ?= 4.1.10
 # The local stack's Cassandra nodes: 1, or 3 (replication factor 3, LOCAL_QUORUM).
 CASSANDRA_NODES ?= 1
 
-.PHONY: help venv lock prereqs up down logs test test-unit test-app test-store reliability-cluster render scan bench reliability image clean
+.PHONY: help venv lock lint prereqs up down logs test test-unit test-app test-store reliability-cluster render scan bench reliability image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -36,7 +36,11 @@ down: ## Stop the local stack, keeping its data
 logs: ## Follow the local stack's logs
 	localengine/csm-local logs
 
-test: venv prereqs ## Run every test: unit, integration (real Cassandra, real engine) and e2e; the store's on 5.0.9 and 4.1.10
+lint: venv ## ruff (check, format), mypy, shellcheck, zizmor and actionlint; the first step of make test
+	scripts/lint
+
+test: venv prereqs ## Run every test after make lint: unit, integration (real Cassandra, real engine) and e2e; the store's on 5.0.9 and 4.1.10
+	scripts/lint
 	$(PY) -m pytest
 	@for version in $(CASSANDRA_EXTRA_VERSIONS); do $(MAKE) --no-print-directory test-store CASSANDRA_VERSION=$$version || exit 1; done
 
