@@ -57,7 +57,7 @@ scan: venv ## Run the offline scanners; fails on any finding not suppressed in p
 	security/scan
 
 bench: venv prereqs ## Benchmark the image against the baseline; writes build/bench/report.md
-	bench/run
+	$(PY) -m bench
 
 reliability-cluster: venv ## The three-node Cassandra 5.0 cases (kill -9, catch-up, rolling restart, two down); build/reliability/cluster-report.md
 	$(PY) -m reliability.cluster

@@ -3,9 +3,9 @@
 # Debian's python3 + pip stand in for the python:3.11-slim image (no image can be pulled here);
 # the build tools are installed for the dependency install and purged in the same layer, and pip
 # and setuptools are removed at the end. The apt caches are cleaned in each layer, as the
-# python:slim images do (docker-clean). Built by bench/run with app/ as the context.
+# python:slim images do (docker-clean). Built by bench/benchmark.py with app/ as the context.
 ARG BASE_IMAGE
-# checkov:skip=CKV_DOCKER_7: bench/run passes the local Debian base by digest
+# checkov:skip=CKV_DOCKER_7: bench/benchmark.py passes the local Debian base by digest
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

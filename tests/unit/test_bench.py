@@ -1,25 +1,17 @@
-"""bench/run's arithmetic and report, on made-up figures (the benchmark itself runs with `make bench`)."""
+"""bench.benchmark's arithmetic and report, on made-up figures (the benchmark itself runs with `make bench`)."""
 
 from __future__ import annotations
 
-import importlib.util
-from importlib.machinery import SourceFileLoader
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    loader = SourceFileLoader("bench_run", str(ROOT / "bench" / "run"))
-    spec = importlib.util.spec_from_loader("bench_run", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    from bench import benchmark
+
+    return benchmark
 
 
 def round_stat(p99: float, load: float) -> dict:
@@ -61,13 +53,10 @@ def results(live_p99: float, load: float) -> dict:
 
 
 def test_percentile_is_the_nearest_rank(bench: ModuleType) -> None:
+    """bench and reliability share one percentile (reliability.load's)."""
     ordered = [float(n) for n in range(1, 101)]
-    assert (bench.percentile(ordered, 50), bench.percentile(ordered, 99), bench.percentile(ordered, 100)) == (
-        50,
-        99,
-        100,
-    )
-    assert bench.percentile([7.0], 99) == 7.0
+    assert [bench.percentile(ordered, q) for q in (0.5, 0.99, 1.0)] == [50, 99, 100]
+    assert bench.percentile([7.0], 0.99) == 7.0
 
 
 def test_go_timestamps_keep_nanoseconds_and_cross_the_hour(bench: ModuleType) -> None:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """make bench: the CSM image against a python-slim-style baseline, measured side by side.
 
 Builds both images from the same copy of app/ (bench/baseline.Dockerfile is the baseline) on
@@ -12,7 +11,7 @@ the local engine and measures, in one run:
 Writes build/bench/report.md (+ results.json, logs/). A benchmark, not a test: it reports
 pass/fail against the targets and the spec's floors and exits 0 unless it could not measure.
 
-    bench/run [--rate 200] [--duration 30] [--rounds 3] [--idle 60] [--starts 3] [--no-multiarch]
+    python -m bench [--rate 200] [--duration 30] [--rounds 3] [--idle 60] [--starts 3] [--no-multiarch]
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import glob
 import gzip
 import hashlib
 import json
-import math
 import os
 import platform
 import re
@@ -42,6 +40,8 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from reliability.load import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench"
@@ -97,8 +97,9 @@ def die(message: str) -> None:
     raise SystemExit(1)
 
 
-def sh(*args: str, log: str | None = None, timeout: float = 1800, check: bool = True,
-       input: str | None = None) -> subprocess.CompletedProcess:
+def sh(
+    *args: str, log: str | None = None, timeout: float = 1800, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess:
     result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=input)
     if log:
         (LOGS / log).write_text(f"$ {' '.join(args)}\n{result.stdout}\n{result.stderr}")
@@ -146,9 +147,27 @@ def prepare_context() -> None:
 def build(name: str, tag: str, base: str, platforms: str, *, cold: bool, log: str) -> float:
     if cold:  # no layer cache and no cache mounts (pip's download cache): only the base is present
         sh("docker", "builder", "prune", "--force", "--filter", "type=exec.cachemount", log=f"{log}.prune")
-    args = ["docker", "buildx", "build", str(CONTEXT), "--file", str(IMAGES[name]), "--platform", platforms,
-            "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "--build-arg", "VERSION=bench",
-            "--provenance=false", "--sbom=false", "--progress=plain", "--tag", tag]
+    args = [
+        "docker",
+        "buildx",
+        "build",
+        str(CONTEXT),
+        "--file",
+        str(IMAGES[name]),
+        "--platform",
+        platforms,
+        "--network",
+        "host",
+        "--build-arg",
+        f"BASE_IMAGE={base}",
+        "--build-arg",
+        "VERSION=bench",
+        "--provenance=false",
+        "--sbom=false",
+        "--progress=plain",
+        "--tag",
+        tag,
+    ]
     if CA_BUNDLE.is_file():
         args += ["--secret", f"id=ca,src={CA_BUNDLE}"]
     if cold:
@@ -192,7 +211,9 @@ def make_secrets() -> Path:
     directory = Path(tempfile.mkdtemp(prefix="csm-bench-"))
     (directory / "csm_master_key").write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
     (directory / "csm_api_tokens").write_text(f"bench:read,write:{secrets.token_urlsafe(32)}\n")
-    (directory / "csm_cassandra_password").write_text(os.environ.get("CSM_BENCH_CASSANDRA_PASSWORD", "cassandra") + "\n")
+    (directory / "csm_cassandra_password").write_text(
+        os.environ.get("CSM_BENCH_CASSANDRA_PASSWORD", "cassandra") + "\n"
+    )
     for path in (directory, *directory.iterdir()):
         os.chown(path, NONROOT, NONROOT)
         path.chmod(0o700 if path.is_dir() else 0o400)
@@ -201,12 +222,33 @@ def make_secrets() -> Path:
 
 def start(tag: str, secrets_dir: Path, port: int) -> str:
     return sh(
-        "docker", "run", "--detach", "--network", "host", "--read-only", "--tmpfs", "/tmp:size=16m",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--label", "csm.bench=1",
-        "--volume", f"{secrets_dir}:/run/secrets:ro",
-        "--env", "CSM_HOST=127.0.0.1", "--env", f"CSM_PORT={port}",
-        "--env", "CSM_CASSANDRA_CONTACT_POINTS=127.0.0.1", "--env", "CSM_CASSANDRA_USERNAME=cassandra",
-        "--env", f"CSM_CASSANDRA_KEYSPACE={KEYSPACE}", tag,
+        "docker",
+        "run",
+        "--detach",
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp:size=16m",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--label",
+        "csm.bench=1",
+        "--volume",
+        f"{secrets_dir}:/run/secrets:ro",
+        "--env",
+        "CSM_HOST=127.0.0.1",
+        "--env",
+        f"CSM_PORT={port}",
+        "--env",
+        "CSM_CASSANDRA_CONTACT_POINTS=127.0.0.1",
+        "--env",
+        "CSM_CASSANDRA_USERNAME=cassandra",
+        "--env",
+        f"CSM_CASSANDRA_KEYSPACE={KEYSPACE}",
+        tag,
     ).stdout.strip()
 
 
@@ -240,8 +282,12 @@ def start_to_ready(tag: str, secrets_dir: Path, runs: int) -> list[float]:
 
 
 def cgroup_dir(cid: str, controller: str) -> Path:
-    for pattern in (f"/sys/fs/cgroup/{controller}/docker/{cid}", f"/sys/fs/cgroup/{controller}/**/*{cid}*",
-                    f"/sys/fs/cgroup/system.slice/docker-{cid}.scope", f"/sys/fs/cgroup/**/*{cid}*"):
+    for pattern in (
+        f"/sys/fs/cgroup/{controller}/docker/{cid}",
+        f"/sys/fs/cgroup/{controller}/**/*{cid}*",
+        f"/sys/fs/cgroup/system.slice/docker-{cid}.scope",
+        f"/sys/fs/cgroup/**/*{cid}*",
+    ):
         found = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_dir()]
         if found:
             return found[0]
@@ -271,8 +317,13 @@ def memory_mb(cid: str) -> float:
 
 def go_version(go: str) -> tuple[int, int] | None:
     try:
-        found = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60,
-                               env={**os.environ, "GOTOOLCHAIN": "local"}).stdout
+        found = subprocess.run(
+            [go, "env", "GOVERSION"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "GOTOOLCHAIN": "local"},
+        ).stdout
     except OSError:
         return None
     version = re.match(r"go(\d+)\.(\d+)", found)
@@ -285,7 +336,9 @@ def go_toolchain() -> str:
         go = shutil.which(candidate)
         if go and (go_version(go) or (0, 0)) >= GO_MIN:
             return go
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine()) or die(f"no Go pinned for {platform.machine()}")
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine()) or die(
+        f"no Go pinned for {platform.machine()}"
+    )
     home = TOOLS / f"{GO_TOOLCHAIN}.linux-{arch}"
     if (home / "bin" / "go").is_file():
         return str(home / "bin" / "go")
@@ -305,7 +358,7 @@ def go_toolchain() -> str:
             for member in bundle.infolist():
                 if not member.filename.startswith(prefix) or ".." in member.filename.split("/"):
                     die(f"{url}: unexpected member {member.filename}")
-                target = Path(staging, "go", member.filename[len(prefix):])
+                target = Path(staging, "go", member.filename[len(prefix) :])
                 if member.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -324,22 +377,34 @@ def install_vegeta() -> Path:
     say(f"installing vegeta {VEGETA_VERSION} into {VEGETA.parent} with {go}")
     VEGETA.parent.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "GOBIN": str(VEGETA.parent), "GOTOOLCHAIN": "local"}
-    result = subprocess.run([go, "install", f"{VEGETA_MODULE}@{VEGETA_VERSION}"], capture_output=True, text=True,
-                            env=environment, timeout=900)
+    result = subprocess.run(
+        [go, "install", f"{VEGETA_MODULE}@{VEGETA_VERSION}"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=900,
+    )
     if result.returncode != 0:
         die(f"go install {VEGETA_MODULE}@{VEGETA_VERSION} failed:\n{result.stderr[-3000:]}")
     return VEGETA
 
 
-def percentile(ordered: list[float], p: float) -> float:
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
-
-
 def attack(url: str, rate: float, seconds: float, output: Path) -> None:
     """GET `url` at a fixed `rate` (open loop). vegeta runs at a higher CPU priority than the rest of the
     machine: a starved client would add its own delays to the latencies."""
-    sh("nice", "-n", "-10", str(VEGETA), "attack", f"-rate={rate:g}/s", f"-duration={seconds:g}s", "-timeout=5s",
-       f"-output={output}", input=f"GET {url}\n", timeout=seconds + 60)
+    sh(
+        "nice",
+        "-n",
+        "-10",
+        str(VEGETA),
+        "attack",
+        f"-rate={rate:g}/s",
+        f"-duration={seconds:g}s",
+        "-timeout=5s",
+        f"-output={output}",
+        input=f"GET {url}\n",
+        timeout=seconds + 60,
+    )
 
 
 def seconds_of(stamp: str) -> float:
@@ -364,23 +429,37 @@ def latency_stats(raw: Path) -> dict:
             statuses[str(r["code"])] = statuses.get(str(r["code"]), 0) + 1
     sent = sorted(seconds_of(r["timestamp"]) for r in results)
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
-    stat = {"requests": len(results), "completed": len(latencies), "statuses": statuses, "errors": errors,
-            "sent_per_s": round((len(sent) - 1) / span, 1) if span else None}
+    stat = {
+        "requests": len(results),
+        "completed": len(latencies),
+        "statuses": statuses,
+        "errors": errors,
+        "sent_per_s": round((len(sent) - 1) / span, 1) if span else None,
+    }
     for p in (50, 90, 99):
-        stat[f"p{p}_ms"] = round(percentile(latencies, p), 3) if latencies else None
+        stat[f"p{p}_ms"] = round(percentile(latencies, p / 100), 3) if latencies else None
     stat["max_ms"] = round(latencies[-1], 3) if latencies else None
     return stat
 
 
-def measure(tags: dict[str, str], secrets_dir: Path, idle: float, rate: float, duration: float, rounds: int,
-            window: float = 60.0) -> dict[str, dict]:
+def measure(
+    tags: dict[str, str],
+    secrets_dir: Path,
+    idle: float,
+    rate: float,
+    duration: float,
+    rounds: int,
+    window: float = 60.0,
+) -> dict[str, dict]:
     """Both containers run side by side: idle figures over the same window, then latency rounds that
     alternate which image goes first."""
     ports = {name: free_port() for name in tags}
     cids: dict[str, str] = {}
     try:
         for name, tag in tags.items():
-            cids[name] = sh("docker", "inspect", "--format", "{{.Id}}", start(tag, secrets_dir, ports[name])).stdout.strip()
+            cids[name] = sh(
+                "docker", "inspect", "--format", "{{.Id}}", start(tag, secrets_dir, ports[name])
+            ).stdout.strip()
         for name, cid in cids.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}/health/ready", cid)
         time.sleep(idle)
@@ -393,16 +472,20 @@ def measure(tags: dict[str, str], secrets_dir: Path, idle: float, rate: float, d
             results[name] = {
                 "idle_cpu_pct": round((cpu_seconds(cid) - before[name]) / elapsed * 100, 2),
                 "idle_mem_mb": memory_mb(cid),
-                "docker_stats": sh("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}",
-                                   cid).stdout.strip(),
-                "live": [], "ready": [], "live_cpu_s": 0.0,
+                "docker_stats": sh("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", cid).stdout.strip(),
+                "live": [],
+                "ready": [],
+                "live_cpu_s": 0.0,
             }
         order = list(tags)
         for round_ in range(rounds):
             for endpoint in ("live", "ready"):
                 for name in order if round_ % 2 == 0 else order[::-1]:
                     say(f"round {round_ + 1}/{rounds}: {name} /health/{endpoint} at {rate:g} req/s for {duration:g} s")
-                    url, raw = f"http://127.0.0.1:{ports[name]}/health/{endpoint}", LOGS / f"{name}-{endpoint}-{round_ + 1}.bin"
+                    url, raw = (
+                        f"http://127.0.0.1:{ports[name]}/health/{endpoint}",
+                        LOGS / f"{name}-{endpoint}-{round_ + 1}.bin",
+                    )
                     attack(url, rate, WARMUP_S, Path(os.devnull))
                     cpu_before = cpu_seconds(cids[name])
                     attack(url, rate, duration, raw)
@@ -465,22 +548,34 @@ def report(results: dict) -> str:
             f"{'≤ ' + fmt(floor, unit) if floor is not None else ''} | {verdict(a, floor)} |"
         )
     if "multiarch_cold_build_s" in csm:
-        lines += ["", f"Cold build of the CSM image for linux/amd64 + linux/arm64 in one run (arm64 under qemu): "
-                      f"{csm['multiarch_cold_build_s']:g} s."]
-    busy = [f"{name} /health/{endpoint} round {number} ({stat['load_average']})"
-            for name in ("csm", "baseline") for endpoint in ("live", "ready")
-            for number, stat in enumerate(results[name].get(endpoint, []), 1)
-            if stat["load_average"] >= results["host"]["cpus"]]
+        lines += [
+            "",
+            f"Cold build of the CSM image for linux/amd64 + linux/arm64 in one run (arm64 under qemu): "
+            f"{csm['multiarch_cold_build_s']:g} s.",
+        ]
+    busy = [
+        f"{name} /health/{endpoint} round {number} ({stat['load_average']})"
+        for name in ("csm", "baseline")
+        for endpoint in ("live", "ready")
+        for number, stat in enumerate(results[name].get(endpoint, []), 1)
+        if stat["load_average"] >= results["host"]["cpus"]
+    ]
     if busy:
-        lines += ["", f"**Machine saturated**: {len(busy)} latency rounds ran with a 1-minute load average at or above "
-                      f"the {results['host']['cpus']} CPUs, so their tails are largely other work's time slices: "
-                      + "; ".join(busy) + ". Rerun on a quieter machine to measure the service."]
+        lines += [
+            "",
+            f"**Machine saturated**: {len(busy)} latency rounds ran with a 1-minute load average at or above "
+            f"the {results['host']['cpus']} CPUs, so their tails are largely other work's time slices: "
+            + "; ".join(busy)
+            + ". Rerun on a quieter machine to measure the service.",
+        ]
     if results.get("problems"):
         lines += ["", "**Not measured** (n/a above): " + "; ".join(results["problems"]) + "."]
     lines += ["", "## Details", ""]
     for name, data in (("CSM", csm), ("baseline", base)):
-        lines.append(f"- {name}: start-to-ready runs {data['start_ready_runs']} s; docker stats memory at idle "
-                     f"`{data['docker_stats']}`.")
+        lines.append(
+            f"- {name}: start-to-ready runs {data['start_ready_runs']} s; docker stats memory at idle "
+            f"`{data['docker_stats']}`."
+        )
         for endpoint in ("live", "ready"):
             for number, stat in enumerate(data[endpoint], 1):
                 lines.append(f"  - /health/{endpoint}, round {number}: {summary(stat)}")
@@ -499,17 +594,19 @@ def report(results: dict) -> str:
 
 
 def summary(stat: dict) -> str:
-    return (f"{stat['completed']}/{stat['requests']} answered, sent at {stat['sent_per_s']} req/s, "
-            f"statuses {stat['statuses']}, errors {stat['errors'] or 'none'}, "
-            f"p50 {stat['p50_ms']} ms, p90 {stat['p90_ms']} ms, p99 {stat['p99_ms']} ms, max {stat['max_ms']} ms; "
-            f"load average {stat['load_average']}")
+    return (
+        f"{stat['completed']}/{stat['requests']} answered, sent at {stat['sent_per_s']} req/s, "
+        f"statuses {stat['statuses']}, errors {stat['errors'] or 'none'}, "
+        f"p50 {stat['p50_ms']} ms, p90 {stat['p90_ms']} ms, p99 {stat['p99_ms']} ms, max {stat['max_ms']} ms; "
+        f"load average {stat['load_average']}"
+    )
 
 
 # ---------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -524,7 +621,9 @@ def main(argv: list[str] | None = None) -> int:
         die("run as root (the secrets handed to the containers are owned by uid 65532)")
     if sh("docker", "info", check=False).returncode != 0:
         die("the Docker engine is not running: run 'make prereqs'")
-    base = env_file(ENGINE_ENV).get("CSM_DEBIAN_BASE") or die("no CSM_DEBIAN_BASE in .local/engine.env: run 'make prereqs'")
+    base = env_file(ENGINE_ENV).get("CSM_DEBIAN_BASE") or die(
+        "no CSM_DEBIAN_BASE in .local/engine.env: run 'make prereqs'"
+    )
     try:
         socket.create_connection(("127.0.0.1", 9042), timeout=3).close()
     except OSError as error:
@@ -534,15 +633,22 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(LOGS, ignore_errors=True)
     LOGS.mkdir(parents=True)
     native = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}[
-        sh("docker", "info", "--format", "{{.Architecture}}").stdout.strip()]
+        sh("docker", "info", "--format", "{{.Architecture}}").stdout.strip()
+    ]
     results: dict = {
-        "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "rate": args.rate, "duration": args.duration, "rounds": args.rounds,
-        "host": {"cpus": os.cpu_count(), "platform": native,
-                 "docker": sh("docker", "version", "--format", "{{.Server.Version}}").stdout.strip(),
-                 "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-                 "kernel": platform.release()},
-        "csm": {}, "baseline": {},
+        "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "rate": args.rate,
+        "duration": args.duration,
+        "rounds": args.rounds,
+        "host": {
+            "cpus": os.cpu_count(),
+            "platform": native,
+            "docker": sh("docker", "version", "--format", "{{.Server.Version}}").stdout.strip(),
+            "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+            "kernel": platform.release(),
+        },
+        "csm": {},
+        "baseline": {},
     }
     install_vegeta()
     prepare_context()
@@ -585,7 +691,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_multiarch:
         say("csm: cold build for linux/amd64,linux/arm64")
         results["csm"]["multiarch_cold_build_s"] = build(
-            "csm", "csm-bench/csm:multiarch", base, "linux/amd64,linux/arm64", cold=True, log="csm-multiarch-cold.log")
+            "csm", "csm-bench/csm:multiarch", base, "linux/amd64,linux/arm64", cold=True, log="csm-multiarch-cold.log"
+        )
 
     results["host"]["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results["problems"] = problems

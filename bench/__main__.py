@@ -1,0 +1,3 @@
+from bench.benchmark import main
+
+raise SystemExit(main())
