@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -114,7 +115,7 @@ class Alarms(pulumi.ComponentResource):
             missing = "desired - running"
         else:
             desired, missing = None, f"{sm.desired_count} - running"
-        actions = dict(alarm_actions=[topic_arn], ok_actions=[topic_arn])
+        actions: dict[str, Any] = {"alarm_actions": [topic_arn], "ok_actions": [topic_arn]}
 
         alarms = [
             aws.cloudwatch.MetricAlarm(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.config import JsonDict
 
 NAMESPACE = "csm"
 AWS_REGION_KEY = "aws:region"
@@ -153,7 +154,7 @@ def qualify(key: str) -> str:
 
 
 def _f(key: str, default: Any = ..., description: str = "", secret: bool = False, **kw: Any) -> Any:
-    extra = {"secret": True} if secret else None  # nosec B105 # flags a key as secret in Pulumi.yaml; holds no secret
+    extra: JsonDict | None = {"secret": True} if secret else None  # nosec B105 # flags a key as secret in Pulumi.yaml; holds no secret
     return Field(default, alias=key, description=description, json_schema_extra=extra, **kw)
 
 
@@ -933,16 +934,18 @@ SECTIONS: dict[str, type[_Section]] = {
 
 # flat key -> (section, python field name)
 KEYS: dict[str, tuple[str, str]] = {
-    field.alias: (section, name) for section, model in SECTIONS.items() for name, field in model.model_fields.items()
+    field.alias or name: (section, name)
+    for section, model in SECTIONS.items()
+    for name, field in model.model_fields.items()
 }
 
 
 # keys whose values are secrets: set with `pulumi config set --secret`
 SECRET_KEYS: frozenset[str] = frozenset(
-    field.alias
+    field.alias or name
     for model in SECTIONS.values()
-    for field in model.model_fields.values()  # type: ignore[misc]
-    if field.json_schema_extra and field.json_schema_extra.get("secret")  # type: ignore[union-attr]
+    for name, field in model.model_fields.items()
+    if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
 )
 
 
@@ -1655,7 +1658,7 @@ class StackConfig(BaseModel):
             sections[section][key] = value
 
         bad: set[str] = {p.key for p in problems}
-        parsed: dict[str, _Section] = {}
+        parsed: dict[str, Any] = {}  # section name -> its own model
         for section, model in SECTIONS.items():
             data = {k: v for k, v in sections[section].items() if qualify(k) not in bad}
             try:
@@ -1670,7 +1673,7 @@ class StackConfig(BaseModel):
                 try:
                     parsed[section] = model.model_validate(retry)
                 except ValidationError:
-                    parsed[section] = None  # type: ignore[assignment]  # a required key is missing/bad
+                    parsed[section] = None  # a required key is missing or bad
 
         if region is not None and not (isinstance(region, str) and REGION.match(region)):
             problems.append(Problem(AWS_REGION_KEY, f"is not an AWS region name (got {region!r})"))
@@ -1776,7 +1779,7 @@ def pulumi_project_config() -> dict[str, dict[str, Any]]:
             if not field.is_required():
                 default = field.default
                 decl["default"] = "" if default is None else list(default) if isinstance(default, list) else default
-            out[field.alias] = decl  # type: ignore[index]
+            out[field.alias] = decl  # type: ignore[index]  # every field has an alias: _f sets it
     return out
 
 
@@ -1801,7 +1804,7 @@ def render_pulumi_yaml() -> str:
     decls = pulumi_project_config()
     parts = [PULUMI_YAML_HEADER]
     for section, model in SECTIONS.items():
-        block = {f.alias: decls[f.alias] for f in model.model_fields.values()}  # type: ignore[index]
+        block = {f.alias: decls[f.alias] for f in model.model_fields.values()}  # type: ignore[index]  # every field has an alias: _f sets it
         text = yaml.safe_dump(block, sort_keys=False, width=1000)
         parts.append(f"  # --- {section}\n" + "".join(f"  {line}\n" for line in text.splitlines()))
     return "".join(parts)
@@ -1830,7 +1833,7 @@ def render_markdown() -> str:
     for section, model in SECTIONS.items():
         parts.append(f"\n## {section}\n\n| key | type | default | description |\n|---|---|---|---|\n")
         for f in model.model_fields.values():
-            decl = decls[f.alias]  # type: ignore[index]
+            decl = decls[f.alias]  # type: ignore[index]  # every field has an alias: _f sets it
             kind = (
                 decl["type"]
                 + ("&lt;string&gt;" if decl["type"] == "array" else "")

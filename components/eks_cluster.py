@@ -159,7 +159,9 @@ class EksCluster(pulumi.ComponentResource):
             network = Network(f"{name}-net", args.network, opts=child)
             fargate = None
             if args.node_mode == "fargate":
-                selectors = [{"namespace": ns} for ns in ["kube-system", *args.fargate_namespaces]]
+                selectors = [
+                    aws.eks.FargateProfileSelectorArgs(namespace=ns) for ns in ["kube-system", *args.fargate_namespaces]
+                ]
                 fargate = eks.FargateProfileArgs(selectors=selectors, subnet_ids=network.private_subnet_ids)
             cluster = eks.Cluster(
                 f"{name}-eks",

@@ -54,7 +54,7 @@ class ExternalSecretsArgs:
 
 
 class ExternalSecretsOperator(pulumi.ComponentResource):
-    release_name: pulumi.Output[str]
+    release_name: pulumi.Output[str | None]
     controller_role_arn: pulumi.Output[str] | None
     release: k8s.helm.v3.Release
 

@@ -23,7 +23,7 @@ import shlex
 import subprocess  # nosec B404 # only git, with fixed argv lists and no shell
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,7 +183,7 @@ class ImageArgs:
     allowlist: str = "security/allowlist.yaml"
     report_dir: str = "build/scan"
     project_root: str = str(ROOT)
-    build_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    build_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     source_date_epoch: int | None = None  # the commit's time: reproducible timestamps (SOURCE_DATE_EPOCH)
     # Deploy this image (repository@sha256:...) instead of building: the repositories are still declared, so switching a
     # stack that already built to csm:imageRef neither deletes the protected release repository nor the staging one.
@@ -273,7 +273,7 @@ class Image(pulumi.ComponentResource):
             f"{name}-build",
             context=docker_build.BuildContextArgs(location=str(Path(args.project_root) / args.context)),
             dockerfile=docker_build.DockerfileArgs(location=str(Path(args.project_root) / args.dockerfile)),
-            platforms=list(args.platforms),
+            platforms=[docker_build.Platform(p) for p in args.platforms],
             # Pushed to staging by digest only, with timestamps rewritten to SOURCE_DATE_EPOCH: a rebuild of the same
             # <version>-<sha> never meets ImageTagAlreadyExists in the immutable staging repository.
             exports=[
@@ -352,6 +352,8 @@ class Image(pulumi.ComponentResource):
         copied to <repo>:<tag> once the gate passed, as with ECR. Not scanned: pushed straight to
         <repo>:<tag>, with a warning in every preview and update."""
         child = pulumi.ResourceOptions(parent=self)
+        if args.registry is None:
+            raise ValueError(f"{name}: the registry pipeline needs a registry")
         repo_url = pulumi.Output.concat(args.registry, "/", args.repository_name)
         self.repository_url = repo_url
         self.release_tag = pulumi.Output.from_input(self.tag)
@@ -376,7 +378,7 @@ class Image(pulumi.ComponentResource):
             f"{name}-build",
             context=docker_build.BuildContextArgs(location=str(Path(args.project_root) / args.context)),
             dockerfile=docker_build.DockerfileArgs(location=str(Path(args.project_root) / args.dockerfile)),
-            platforms=list(args.platforms),
+            platforms=[docker_build.Platform(p) for p in args.platforms],
             tags=[pulumi.Output.concat(staging_url, ":", self.tag)],
             push=True,
             build_on_preview=False,

@@ -45,7 +45,7 @@ def service_url(
         scheme = "https" if options.ingress_tls_secret else "http"
         return pulumi.Output.from_input(f"{scheme}://{options.domain_name}")
     if options.service_type == "NodePort" and node_address:
-        return service.spec.apply(lambda s: f"http://{node_address}:{s.ports[0].node_port}")
+        return service.spec.apply(lambda s: f"http://{node_address}:{s.ports[0].node_port}" if s.ports else "")
     if options.service_type == "LoadBalancer":
 
         def address(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -94,7 +95,7 @@ class Network(pulumi.ComponentResource):
         )
         public, private, nats = [], [], []
         for i in range(args.az_count):
-            az = zones.apply(lambda names, i=i: names[i])
+            az = zones.apply(operator.itemgetter(i))
             sn = aws.ec2.Subnet(
                 f"{name}-public-{i}",
                 vpc_id=vpc.id,
@@ -119,7 +120,7 @@ class Network(pulumi.ComponentResource):
                 )
             )
         for i in range(args.az_count):
-            az = zones.apply(lambda names, i=i: names[i])
+            az = zones.apply(operator.itemgetter(i))
             sn = aws.ec2.Subnet(
                 f"{name}-private-{i}",
                 vpc_id=vpc.id,

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,9 +109,7 @@ class SwarmStack(pulumi.ComponentResource):
                 else pulumi.Output.from_input("")
             )
             versioned = pulumi.Output.unsecret(
-                pulumi.Output.all(value, name_key).apply(
-                    lambda a, k=key: render.versioned_secret_name(stack, k, a[0], a[1] or None)
-                )
+                pulumi.Output.all(value, name_key).apply(functools.partial(_versioned_name, stack, key))
             )
             secret = docker.Secret(
                 f"{name}-secret-{key}",
@@ -147,18 +146,17 @@ class SwarmStack(pulumi.ComponentResource):
             "DOCKER_HOST": args.host,
             "CSM_SWARM_DEPLOY_TIMEOUT": str(args.deploy_timeout),
         }
+        secret_env: dict[str, pulumi.Output[str] | None] = {}
         if args.host.startswith("tcp://"):
-            environment.update(
+            secret_env.update(
                 CSM_SWARM_TLS_CA=_secret(args.tls_ca_cert),
                 CSM_SWARM_TLS_CERT=_secret(args.tls_cert),
                 CSM_SWARM_TLS_KEY=_secret(args.tls_key),
             )
         if args.registry is not None:
-            environment.update(
-                CSM_REGISTRY_SERVER=args.registry.server,
-                CSM_REGISTRY_USER=args.registry.username,
-                CSM_REGISTRY_PASSWORD=_secret(args.registry.password),
-            )
+            environment.update(CSM_REGISTRY_SERVER=args.registry.server, CSM_REGISTRY_USER=args.registry.username)
+            secret_env["CSM_REGISTRY_PASSWORD"] = _secret(args.registry.password)
+        environment.update({k: v for k, v in secret_env.items() if v is not None})
         deploy_cmd = f"{DEPLOY_SCRIPT} {stack}"
         self.deploy = command.local.Command(
             f"{name}-deploy",
@@ -187,6 +185,10 @@ class SwarmStack(pulumi.ComponentResource):
                 "log_group_name": self.log_group_name,
             }
         )
+
+
+def _versioned_name(stack: str, key: str, values: list[Any]) -> str:
+    return render.versioned_secret_name(stack, key, values[0], values[1] or None)
 
 
 def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:

@@ -464,7 +464,7 @@ def ingress(spec: ServiceSpec, opts: KubernetesOptions) -> dict[str, Any]:
                     [{"HTTP": 80}, {"HTTPS": 443}], separators=(",", ":")
                 ),
                 "alb.ingress.kubernetes.io/ssl-redirect": "443",
-                "alb.ingress.kubernetes.io/certificate-arn": opts.certificate_arn,
+                "alb.ingress.kubernetes.io/certificate-arn": opts.certificate_arn or "",
                 "alb.ingress.kubernetes.io/ssl-policy": opts.ssl_policy,
             }
         )

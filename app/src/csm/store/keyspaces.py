@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cassandra.cluster import Session
 
@@ -39,6 +40,9 @@ def wait_until_active(
     if what is None:
         return
     kind, name = what
+    query: str
+    params: tuple[str, ...]
+    ready: Callable[[Any], bool]
     if kind == "keyspace":
         query, params, ready = (
             "SELECT keyspace_name FROM system_schema_mcs.keyspaces WHERE keyspace_name = %s",
