@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -98,6 +99,22 @@ def test_generated_secrets_are_private_files(stack):
 def test_requests_without_the_token_are_refused(stack):
     response = httpx.get(f"{BASE_URL}/v1/authorities", timeout=10)
     assert response.status_code == 401, response.text
+
+
+def test_a_second_checkout_refuses_to_take_over_the_stack(stack, tmp_path):
+    """Another checkout's `make up` or `make down` must not touch this checkout's stack (project csm, port 8000)."""
+    second = tmp_path / "second-checkout"
+    for part in ("localengine", "deploy"):
+        shutil.copytree(ROOT / part, second / part, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    before = sorted((c["ID"], c["State"]) for c in _containers())
+    for action in ("up", "down"):
+        result = subprocess.run(
+            [str(second / "localengine" / "csm-local"), action], capture_output=True, text=True, timeout=300, cwd=second
+        )
+        assert result.returncode != 0, f"a second checkout's {action} succeeded:\n{result.stderr[-2000:]}"
+        assert f"belongs to the checkout at {ROOT}" in result.stderr, result.stderr[-2000:]
+    assert sorted((c["ID"], c["State"]) for c in _containers()) == before, "the second checkout changed the stack"
+    assert httpx.get(f"{BASE_URL}/health/ready", timeout=10).status_code == 200
 
 
 def test_csm_container_is_locked_down(stack):
