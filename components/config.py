@@ -1765,7 +1765,7 @@ def pulumi_project_config() -> dict[str, dict[str, Any]]:
     """The ``config:`` block of Pulumi.yaml, generated from the model."""
     out: dict[str, dict[str, Any]] = {}
     for model in SECTIONS.values():
-        for field in model.model_fields.values():
+        for name, field in model.model_fields.items():
             decl: dict[str, Any] = pulumi_type(field.annotation)
             description = field.description or ""
             args = typing.get_args(field.annotation)
@@ -1779,7 +1779,7 @@ def pulumi_project_config() -> dict[str, dict[str, Any]]:
             if not field.is_required():
                 default = field.default
                 decl["default"] = "" if default is None else list(default) if isinstance(default, list) else default
-            out[field.alias] = decl  # type: ignore[index]  # every field has an alias: _f sets it
+            out[field.alias or name] = decl
     return out
 
 
@@ -1804,7 +1804,7 @@ def render_pulumi_yaml() -> str:
     decls = pulumi_project_config()
     parts = [PULUMI_YAML_HEADER]
     for section, model in SECTIONS.items():
-        block = {f.alias: decls[f.alias] for f in model.model_fields.values()}  # type: ignore[index]  # every field has an alias: _f sets it
+        block = {f.alias or name: decls[f.alias or name] for name, f in model.model_fields.items()}
         text = yaml.safe_dump(block, sort_keys=False, width=1000)
         parts.append(f"  # --- {section}\n" + "".join(f"  {line}\n" for line in text.splitlines()))
     return "".join(parts)
@@ -1832,8 +1832,8 @@ def render_markdown() -> str:
     ]
     for section, model in SECTIONS.items():
         parts.append(f"\n## {section}\n\n| key | type | default | description |\n|---|---|---|---|\n")
-        for f in model.model_fields.values():
-            decl = decls[f.alias]  # type: ignore[index]  # every field has an alias: _f sets it
+        for name, f in model.model_fields.items():
+            decl = decls[f.alias or name]
             kind = (
                 decl["type"]
                 + ("&lt;string&gt;" if decl["type"] == "array" else "")
