@@ -19,7 +19,7 @@ try:
 except ConfigError as err:
     raise pulumi.RunError(str(err)) from None
 
-deploy = deployer(cfg.target)  # fails here, still before any resource, for targets not implemented yet
+deploy = deployer(cfg.target)
 
 opts = pulumi.ResourceOptions()
 if cfg.aws_region:

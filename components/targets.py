@@ -8,8 +8,8 @@ Each target module exposes
         return {"serviceUrl": ..., "logGroup": ..., "dashboard": ...}   # stack outputs
 
 ``__main__.py`` calls ``deployer(cfg.target)`` and exports what ``deploy`` returns (plus the
-image reference). The EKS and Swarm targets plug in by adding ``components/eks_target.py`` /
-``components/swarm_target.py`` with such a ``deploy``; nothing else needs to change here.
+image reference). A target's module is imported only when a stack picks it, so that an ECS stack
+never loads pulumi-eks or pulumi-kubernetes.
 """
 
 from __future__ import annotations
@@ -50,22 +50,9 @@ def ecr_repository_arn(ref: str) -> str | None:
     return f"arn:{partition}:ecr:{region}:{account}:repository/{repo}"
 
 
-class TargetNotImplemented(pulumi.RunError):
-    pass
-
-
 Deployer = Callable[["StackConfig", "ServiceSpec", DeployedImage, pulumi.ResourceOptions], dict]
 
 
 def deployer(target: str) -> Deployer:
-    module_name = TARGET_MODULES[target]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise TargetNotImplemented(
-            f"target '{target}' is not implemented yet ({module_name.replace('.', '/')}.py with a deploy() function is missing); "
-            f"use csm:target ecs, or render its artifacts offline with `make render`"
-        ) from None
-    return module.deploy
+    deploy: Deployer = importlib.import_module(TARGET_MODULES[target]).deploy
+    return deploy

@@ -22,7 +22,6 @@ from csm_pulumi_mocks import (
 
 install(CsmMocks())
 
-from components import targets  # noqa: E402
 from components.config import StackConfig  # noqa: E402
 from components.render.ecs import container_definitions  # noqa: E402
 from components.spec import build_spec  # noqa: E402
@@ -193,17 +192,6 @@ def test_invalid_config_fails_before_any_resource():
         run_program("prod", stack_config("prod", **{"csm:deletionProtection": False, "csm:servicePort": 80}), mocks)
     assert "csm:deletionProtection" in str(info.value) and "csm:servicePort" in str(info.value)
     assert mocks.registered == [], [r.name for r in mocks.registered]
-
-
-def test_unimplemented_target_fails_clearly_before_any_resource(monkeypatch):
-    monkeypatch.setitem(targets.TARGET_MODULES, "swarm", "components.not_written_yet")
-    mocks = CsmMocks()
-    config = stack_config(
-        "dev", **{"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm.internal", "csm:allowInsecureDev": True}
-    )
-    with pytest.raises(Exception, match="target 'swarm' is not implemented yet"):
-        run_program("dev", config, mocks)
-    assert mocks.registered == []
 
 
 def test_existing_image_ref_skips_the_build_but_keeps_the_repositories():
