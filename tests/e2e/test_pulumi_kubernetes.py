@@ -147,18 +147,19 @@ def ready_pods(pods: list[dict] | None = None) -> set[str]:
 
 def test_up_converges_with_every_probe_passing(stack):
     # up awaited both replicas ready; right after a cold cluster start a readiness check can still
-    # miss Cassandra's answer on a loaded machine, so both must be ready again within a minute.
-    def both_ready() -> bool:
-        if kube_json("get", "deployment", DEPLOYMENT, "-n", NAMESPACE)["status"].get("readyReplicas") == 2:
+    # miss Cassandra's answer on a loaded machine, so both must be ready again within a minute, and
+    # Available (which lags a pod's readiness by the Deployment's minReadySeconds) must follow.
+    def both_ready_and_available() -> bool:
+        status = kube_json("get", "deployment", DEPLOYMENT, "-n", NAMESPACE)["status"]
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        if status.get("readyReplicas") == 2 and conditions.get("Available") == "True":
             return True
-        raise AssertionError(kubectl("get", "pods,events", "-n", NAMESPACE, check=False).stdout)
+        raise AssertionError(f"{status}\n" + kubectl("get", "pods,events", "-n", NAMESPACE, check=False).stdout)
 
     started = time.monotonic()
-    wait_until("both replicas ready after up", both_ready, timeout=60)
-    print(f"readyReplicas 2 of 2, {time.monotonic() - started:.1f} s after up returned")
+    wait_until("both replicas ready and the Deployment Available after up", both_ready_and_available, timeout=60)
+    print(f"readyReplicas 2 of 2 and Available, {time.monotonic() - started:.1f} s after up returned")
     dep = kube_json("get", "deployment", DEPLOYMENT, "-n", NAMESPACE)
-    conditions = {c["type"]: c["status"] for c in dep["status"]["conditions"]}
-    assert conditions.get("Available") == "True", dep["status"]
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert {"startupProbe", "livenessProbe", "readinessProbe"} <= set(container), container
     assert container["image"] == stack["imageRef"] and "@sha256:" in container["image"]
