@@ -251,6 +251,41 @@ def test_healthcheck_command(offline: Service) -> None:
     assert from_config.returncode == 0
 
 
+def _probe_file(env: dict[str, str]) -> Path:
+    code = "from csm.probe import probe_file; print(probe_file(None, None))"
+    return Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip())
+
+
+def test_serve_leaves_its_live_url_for_the_healthcheck_of_the_same_environment(offline: Service) -> None:
+    probe = _probe_file(offline.env)
+    assert probe.read_text() == f"http://127.0.0.1:{offline.port}/health/live"
+    other = _probe_file({**offline.env, "CSM_PORT": str(offline.port + 1)})
+    assert other != probe, "a service started with other settings must not share the file"
+
+
+def test_healthcheck_reads_the_servers_url_instead_of_the_settings(offline: Service, tmp_path: Path) -> None:
+    # No master key or tokens: loading the settings would fail, so exit 0 proves the file was used.
+    env = {"PATH": offline.env.get("PATH", ""), "CSM_SECRETS_DIR": str(tmp_path), "CSM_PROBE_TEST": "1"}
+    probe = _probe_file(env)
+    run = [sys.executable, "-m", "csm", "healthcheck", "--timeout", "10"]
+    assert subprocess.run(run, env=env, capture_output=True, timeout=60, check=False).returncode == 1
+    try:
+        probe.write_text(f"http://127.0.0.1:{offline.port}/health/live")
+        assert subprocess.run(run, env=env, capture_output=True, timeout=60, check=False).returncode == 0
+        probe.write_text(f"http://127.0.0.1:{free_port()}/health/live")
+        assert subprocess.run(run, env=env, capture_output=True, timeout=60, check=False).returncode == 1
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def test_probes_answer_json_and_other_methods_still_reach_the_router(offline: Service) -> None:
+    live = offline.client.get("/health/live")
+    assert (live.status_code, live.headers["content-type"], live.json()) == (200, "application/json", {"status": "ok"})
+    ready = offline.client.get("/health/ready")
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready" and ready.json()["reason"]
+    assert offline.client.post("/health/live").status_code == 405
+
+
 def test_sigterm_exits_0(module_secrets: Secrets, tmp_path: Path) -> None:
     env = {**module_secrets.env(), "CSM_CASSANDRA_PORT": str(free_port()), "CSM_SHUTDOWN_TIMEOUT": "5"}
     service = Service(env, tmp_path / "csm.log")

@@ -195,6 +195,32 @@ def test_healthcheck_command_fails_when_nothing_listens(kit, native_container) -
     assert result.returncode == 1, result
 
 
+def test_what_the_slimmed_image_keeps_still_works(kit, native_container) -> None:
+    """The Dockerfile drops most of botocore's models, the stdlib's test modules and every .py but the
+    csm package's: the Keyspaces SigV4 login (the credential chain's clients) and the modules the
+    service and its tools load still import and run."""
+    code = (
+        "import boto3\n"
+        "from cassandra_sigv4.auth import SigV4AuthProvider\n"
+        "session = boto3.Session(region_name='eu-west-1')\n"
+        "for service in ('sts', 'sso', 'sso-oidc', 'signin'):\n"
+        "    session.client(service)\n"
+        "SigV4AuthProvider(session)\n"
+        "import csm.app, csm.cli, csm.store, cassandra.io.libevreactor, uvloop, httptools, multiprocessing, ssl\n"
+        "import csm.app as app\n"
+        "assert app.__file__.endswith('.py'), app.__file__\n"
+        "print('ok')\n"
+    )
+    result = kit.run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", code, check=False)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-2000:]
+    models = (
+        "import botocore, os; data = os.path.join(os.path.dirname(botocore.__file__), 'data'); "
+        "print(sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d))))"
+    )
+    kept = kit.run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", models).stdout.strip()
+    assert kept == "['signin', 'sso', 'sso-oidc', 'sts']", f"botocore models in the image: {kept}"
+
+
 def test_arm64_variant_starts_under_qemu_and_answers_live(kit, csm_image, service_secrets: Path) -> None:
     cid = kit.start_container(csm_image, "linux/arm64", service_secrets)
     try:

@@ -6,13 +6,14 @@ Exit codes: 0 success, 1 failure (unhealthy, Cassandra unreachable), 2 invalid c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
-import urllib.error
-import urllib.request
 from types import FrameType
 from typing import TYPE_CHECKING
+
+from csm.probe import answers_200, live_url, probe_file
 
 if TYPE_CHECKING:
     from csm.config import Settings
@@ -44,9 +45,13 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from csm.startup import Startup
+
+    startup = Startup()
     settings = _settings(args)
     if settings is None:
         return EXIT_CONFIG
+    startup.phase("settings_s")
     import uvicorn
 
     from csm.app import create_app
@@ -57,8 +62,10 @@ def _serve(args: argparse.Namespace) -> int:
     # this one turns that into exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
+    app = create_app(settings, startup)
+    startup.phase("imports_s")
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -67,7 +74,14 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=settings.shutdown_timeout,
         timeout_keep_alive=settings.keep_alive_timeout,
     )
-    uvicorn.Server(config).run()
+    probe = probe_file(args.config, args.secrets_dir)
+    # without a writable temporary directory the healthcheck reads the settings itself
+    with contextlib.suppress(OSError):
+        probe.write_text(live_url(LOOPBACK.get(settings.host, settings.host), settings.port))
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        probe.unlink(missing_ok=True)
     return EXIT_OK
 
 
@@ -100,19 +114,17 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    if args.port is None:
-        settings = _settings(args)
-        if settings is None:
-            return EXIT_FAILURE
-        host, port = LOOPBACK.get(settings.host, settings.host), settings.port
+    if args.port is not None:
+        url = live_url("127.0.0.1", args.port)
     else:
-        host, port = "127.0.0.1", args.port
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/health/live"
-    try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # nosec B310 - the URL is built above: http on loopback
-            return EXIT_OK if response.status == 200 else EXIT_FAILURE
-    except (urllib.error.URLError, OSError):
-        return EXIT_FAILURE
+        try:
+            url = probe_file(args.config, args.secrets_dir).read_text()
+        except OSError:  # no server started this way here, or it wrote no file: read the settings
+            settings = _settings(args)
+            if settings is None:
+                return EXIT_FAILURE
+            url = live_url(LOOPBACK.get(settings.host, settings.host), settings.port)
+    return EXIT_OK if answers_200(url, args.timeout) else EXIT_FAILURE
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from csm.api.probes import live_body, ready_body
 from csm.build import NAME, BuildInfo
 from csm.config import Settings
 from csm.health import ReadinessMonitor
@@ -35,19 +36,18 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status.HTTP_200_OK if ok else status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-@router.get("/health/live")
-async def live() -> Liveness:
-    """The process answers; never touches Cassandra."""
-    return Liveness(status="ok")
+@router.get("/health/live", response_model=Liveness)
+async def live() -> Response:
+    """The process answers; never touches Cassandra. (GET is answered by ``probes.Probes``.)"""
+    return Response(live_body(), media_type="application/json")
 
 
 @router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(request: Request) -> JSONResponse:
-    """Cassandra is usable, as of the last background check; 503 with the reason when not."""
-    state = _monitor(request).state
-    body = Readiness(status="ready" if state.ready else "not_ready", reason=state.reason, checked_at=state.checked_at)
-    code = status.HTTP_200_OK if state.ready else status.HTTP_503_SERVICE_UNAVAILABLE
-    return JSONResponse(body.model_dump(mode="json"), code)
+async def ready(request: Request) -> Response:
+    """Cassandra is usable, as of the last background check; 503 with the reason when not.
+    (GET is answered by ``probes.Probes``.)"""
+    code, body = ready_body(_monitor(request).state)
+    return Response(body, code, media_type="application/json")
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

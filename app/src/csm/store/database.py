@@ -72,6 +72,8 @@ class Database:
         self._closed = False
         self._migrated = False
         self.last_error = "not connected yet"
+        # the last connect's durations in seconds: connect_s (the driver), migrations_s (the schema check)
+        self.connect_timings: dict[str, float] = {}
 
     @property
     def connected(self) -> bool:
@@ -144,9 +146,11 @@ class Database:
         one down (blocking); returns the migration versions applied. Requests hold on to the connection
         they started with: one caught by the swap fails as unavailable."""
         s = self._settings
+        started = time.perf_counter()
         cluster = self._new_cluster()
         try:
             session = cluster.connect()
+            connected = time.perf_counter()
             applied: list[int] = []
             if self._migrated:
                 session.set_keyspace(s.cassandra_keyspace)
@@ -165,6 +169,10 @@ class Database:
                     on_ddl=on_ddl,
                 )
                 self._migrated = True
+            self.connect_timings = {
+                "connect_s": connected - started,
+                "migrations_s": time.perf_counter() - connected,
+            }
         except BaseException:
             cluster.shutdown()
             raise
