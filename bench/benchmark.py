@@ -75,14 +75,15 @@ WARMUP_S = 3
 TARGETS = {
     "cold_build_s": ("Cold build (no cache), native platform", "s", 180, 300),
     "rebuild_s": ("Code-only rebuild", "s", 20, 30),
-    "size_mb": ("Image size, uncompressed", "MB", 150, 500),
-    "size_gz_mb": ("Image size, compressed (docker save | gzip)", "MB", None, None),
-    "start_ready_s": ("Start to ready (Cassandra up), median", "s", 5, None),
+    "size_mb": ("Image size, uncompressed", "MB", 75, 500),
+    "size_gz_mb": ("Image size, compressed (docker save | gzip)", "MB", 25, None),
+    "start_ready_s": ("Start to ready (Cassandra up), median", "s", 1.5, 5),
     "live_p50_ms": ("/health/live p50 at 200 req/s", "ms", None, None),
     "live_p99_ms": ("/health/live p99 at 200 req/s", "ms", 10, 100),
     "ready_p50_ms": ("/health/ready p50 at 200 req/s", "ms", None, None),
     "ready_p99_ms": ("/health/ready p99 at 200 req/s", "ms", 10, 100),
-    "cpu_per_request_ms": ("Service CPU per /health/live request", "ms", None, None),
+    "cpu_per_request_ms": ("Service CPU per /health/live request", "ms", 0.3, None),
+    "healthcheck_cpu_s": ("CPU of one HEALTHCHECK run (the image's command, docker exec)", "s", 0.1, None),
     "idle_mem_mb": ("Idle memory after 60 s", "MB", 120, 512),
     "idle_cpu_pct": ("Idle CPU after 60 s (% of one core)", "%", 2, 50),
 }
@@ -266,8 +267,9 @@ def wait_ready(url: str, cid: str, timeout: float = 120) -> None:
     die(f"{url} not ready within {timeout:.0f} s\n{logs.stderr[-3000:]}")
 
 
-def start_to_ready(tag: str, secrets_dir: Path, runs: int) -> list[float]:
-    times = []
+def start_to_ready(tag: str, secrets_dir: Path, runs: int) -> tuple[list[float], list[dict[str, float]]]:
+    """Each run's seconds from `docker run` to 200 on /health/ready, and the phases the service logged."""
+    times, phases = [], []
     for _ in range(runs):
         port = free_port()
         url = f"http://127.0.0.1:{port}/health/ready"
@@ -276,9 +278,32 @@ def start_to_ready(tag: str, secrets_dir: Path, runs: int) -> list[float]:
         try:
             wait_ready(url, cid)
             times.append(round(time.monotonic() - started, 2))
+            phases.append(started_phases(sh("docker", "logs", cid).stdout))
         finally:
             remove(cid)
-    return times
+    return times, phases
+
+
+def started_phases(log: str) -> dict[str, float]:
+    """The phases of csm.startup's 'started' line, in seconds."""
+    for line in log.splitlines():
+        if '"message": "started"' in line:
+            record = json.loads(line)
+            return {k: v for k, v in record.items() if k.endswith("_s") and isinstance(v, int | float)}
+    return {}
+
+
+def healthcheck_cpu(cid: str, runs: int = 10) -> float:
+    """CPU seconds of one run of the image's HEALTHCHECK command in the container, less the idle rate."""
+    command = json.loads(sh("docker", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", cid).stdout)[1:]
+    idle_before, t0 = cpu_seconds(cid), time.monotonic()
+    time.sleep(5)
+    idle_rate = (cpu_seconds(cid) - idle_before) / (time.monotonic() - t0)
+    before, t1 = cpu_seconds(cid), time.monotonic()
+    for _ in range(runs):
+        sh("docker", "exec", cid, *command)
+    spent = cpu_seconds(cid) - before - idle_rate * (time.monotonic() - t1)
+    return round(spent / runs, 3)
 
 
 def cgroup_dir(cid: str, controller: str) -> Path:
@@ -390,8 +415,13 @@ def install_vegeta() -> Path:
 
 
 def attack(url: str, rate: float, seconds: float, output: Path) -> None:
-    """GET `url` at a fixed `rate` (open loop). vegeta runs at a higher CPU priority than the rest of the
-    machine: a starved client would add its own delays to the latencies."""
+    """GET `url` at a fixed `rate` (open loop)."""
+    attack_targets(f"GET {url}\n", rate, seconds, output)
+
+
+def attack_targets(targets: str, rate: float, seconds: float, output: Path) -> None:
+    """Sends `targets` (vegeta's http format) at a fixed `rate`, open loop. vegeta runs at a higher CPU
+    priority than the rest of the machine: a starved client would add its own delays to the latencies."""
     sh(
         "nice",
         "-n",
@@ -402,7 +432,7 @@ def attack(url: str, rate: float, seconds: float, output: Path) -> None:
         f"-duration={seconds:g}s",
         "-timeout=5s",
         f"-output={output}",
-        input=f"GET {url}\n",
+        input=targets,
         timeout=seconds + 60,
     )
 
@@ -477,6 +507,8 @@ def measure(
                 "ready": [],
                 "live_cpu_s": 0.0,
             }
+        for name, cid in cids.items():
+            results[name]["healthcheck_cpu_s"] = healthcheck_cpu(cid)
         order = list(tags)
         for round_ in range(rounds):
             for endpoint in ("live", "ready"):
@@ -516,6 +548,10 @@ def verdict(value: float | None, limit: float | None) -> str:
     if limit is None or value is None:
         return ""
     return "pass" if value <= limit else "**FAIL**"
+
+
+def verdict_min(value: float | None, minimum: float) -> str:
+    return "pass" if value is not None and value >= minimum else "**FAIL**"
 
 
 def report(results: dict) -> str:
@@ -568,8 +604,19 @@ def report(results: dict) -> str:
             + "; ".join(busy)
             + ". Rerun on a quieter machine to measure the service.",
         ]
+    if csm.get("start_phases"):
+        lines += [
+            "",
+            "Start of the CSM image, median of the runs, from the service's `started` log line: "
+            + ", ".join(f"{phase.removesuffix('_s')} {seconds:g} s" for phase, seconds in csm["start_phases"].items())
+            + " (the rest of start to ready is `docker run` and the container's creation).",
+        ]
     if results.get("problems"):
         lines += ["", "**Not measured** (n/a above): " + "; ".join(results["problems"]) + "."]
+    if results.get("api"):
+        from bench import api
+
+        lines += ["", *api.report(results["api"])]
     lines += ["", "## Details", ""]
     for name, data in (("CSM", csm), ("baseline", base)):
         lines.append(
@@ -613,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--no-multiarch", action="store_true", help="skip the amd64+arm64 cold build")
+    parser.add_argument("--api-duration", type=float, default=15.0, help="seconds per API rate")
+    parser.add_argument("--no-api", action="store_true", help="skip the API throughput runs")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -671,9 +720,14 @@ def main(argv: list[str] | None = None) -> int:
         start_to_ready(tags["csm"], secrets_dir, 1)  # creates the keyspace: later starts find it
         for name in IMAGES:
             say(f"{name}: start to ready x{args.starts}")
-            runs = start_to_ready(tags[name], secrets_dir, args.starts)
+            runs, phases = start_to_ready(tags[name], secrets_dir, args.starts)
             results[name]["start_ready_runs"] = runs
             results[name]["start_ready_s"] = statistics.median(runs)
+            results[name]["start_phases"] = (
+                {phase: round(statistics.median(run.get(phase, 0.0) for run in phases), 3) for phase in phases[0]}
+                if phases and phases[0]
+                else {}
+            )
         say(f"both: {args.idle:g} s idle, idle figures over 60 s, then {args.rounds} latency rounds")
         for name, data in measure(tags, secrets_dir, args.idle, args.rate, args.duration, args.rounds).items():
             results[name].update(data)
@@ -685,6 +739,11 @@ def main(argv: list[str] | None = None) -> int:
                 valid = not invalid
                 results[name][f"{endpoint}_p50_ms"] = statistics.median(s["p50_ms"] for s in stats) if valid else None
                 results[name][f"{endpoint}_p99_ms"] = statistics.median(s["p99_ms"] for s in stats) if valid else None
+        if not args.no_api:
+            from bench import api
+
+            say("csm: API throughput and the floor")
+            results["api"] = {**api.measure(tags["csm"], secrets_dir, args.api_duration), "seconds": args.api_duration}
     finally:
         shutil.rmtree(secrets_dir, ignore_errors=True)
 

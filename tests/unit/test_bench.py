@@ -77,3 +77,56 @@ def test_a_round_on_a_saturated_machine_is_called_out(bench: ModuleType) -> None
     assert "Machine saturated" not in bench.report(results(live_p99=4.0, load=1.9))
     report = bench.report(results(live_p99=4.0, load=2.4))
     assert "Machine saturated" in report and "csm /health/live round 1 (2.4)" in report
+
+
+def test_the_services_started_line_gives_the_start_phases(bench: ModuleType) -> None:
+    log = (
+        '{"level": "INFO", "message": "readiness changed", "ready": true}\n'
+        '{"level": "INFO", "logger": "csm.startup", "message": "started", "interpreter_s": 0.09, '
+        '"settings_s": 0.16, "connect_s": 0.19, "total_s": 0.84, "request_id": null}\n'
+    )
+    assert bench.started_phases(log) == {"interpreter_s": 0.09, "settings_s": 0.16, "connect_s": 0.19, "total_s": 0.84}
+    assert bench.started_phases('{"message": "connected to Cassandra"}\n') == {}
+
+
+def api_run(rate: int, p99: float, statuses: dict[str, int], errors: dict[str, int] | None = None) -> dict:
+    return {
+        **round_stat(p99, 0.5),
+        "rate": rate,
+        "statuses": statuses,
+        "errors": errors or {},
+        "requests": sum(statuses.values()) + sum((errors or {}).values()),
+        "service_cpu_ms": 1.0,
+        "cassandra_cpu_ms": 0.5,
+    }
+
+
+def test_a_rate_holds_only_with_every_request_answered_as_expected_within_the_p99() -> None:
+    from bench import api
+
+    assert api.holds(api_run(200, 19.0, {"200": 100}), 20.0, "200")
+    assert not api.holds(api_run(200, 21.0, {"200": 100}), 20.0, "200"), "p99 over the target"
+    assert not api.holds(api_run(200, 5.0, {"200": 99, "503": 1}), 20.0, "200"), "one 503"
+    assert not api.holds(api_run(200, 5.0, {"200": 99}, {"timeout": 1}), 20.0, "200"), "one error"
+    assert not api.holds(api_run(200, 5.0, {"200": 100}), 20.0, "201"), "the wrong status"
+
+
+def test_the_api_report_states_each_target_and_the_ratio_to_the_floor() -> None:
+    from bench import api
+
+    runs = {"runs": [{**api_run(200, 5.0, {"200": 100}), "holds": True}], "max_rps": 200}
+    lines = api.report(
+        {
+            "seconds": 15.0,
+            "get": runs,
+            "issue": {"runs": [], "max_rps": None},
+            "floor": runs,
+            "service_at_cpu_rate": {"service_cpu_ms": 1.8, "cassandra_cpu_ms": 0.4},
+            "floor_at_cpu_rate": {"service_cpu_ms": 0.9, "cassandra_cpu_ms": 0.4},
+            "get_cpu_ratio": 2.0,
+        }
+    )
+    text = "\n".join(lines)
+    assert "| 200 req/s | 200 req/s | | ≥ 1000 req/s | **FAIL** |" in text
+    assert "| none req/s | | | ≥ 200 req/s | **FAIL** |" in text
+    assert "| 1.8 ms | 0.9 ms | 2.0 | ≤ 1.5 times the floor | **FAIL** |" in text

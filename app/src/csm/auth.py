@@ -12,7 +12,7 @@ from csm.tokens import Principal, Scope, TokenVerifier
 _bearer = HTTPBearer(auto_error=False, description="An API token from the tokens secret")
 
 
-def _authenticate(
+async def _authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
@@ -28,7 +28,7 @@ def _authenticate(
 def requires(scope: Scope) -> Any:
     """A dependency that admits a token holding ``scope`` and yields its principal."""
 
-    def check(principal: Annotated[Principal, Depends(_authenticate)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(_authenticate)]) -> Principal:
         if scope not in principal.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"the token lacks the '{scope}' scope")
         return principal

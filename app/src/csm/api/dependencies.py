@@ -1,4 +1,7 @@
-"""Request-scoped access to what the lifespan built (kept on ``app.state``)."""
+"""Request-scoped access to what the lifespan built (kept on ``app.state``).
+
+Dependencies here and in ``csm.auth`` are coroutines: FastAPI runs a plain function in a worker
+thread, a hop that cost more CPU than the rest of a request."""
 
 from typing import Annotated
 
@@ -7,7 +10,7 @@ from fastapi import Depends, Request
 from csm.service import CertificateAuthorityService
 
 
-def _service(request: Request) -> CertificateAuthorityService:
+async def _service(request: Request) -> CertificateAuthorityService:
     service: CertificateAuthorityService = request.app.state.service
     return service
 
