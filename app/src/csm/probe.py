@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import tempfile
 from pathlib import Path
 
 
 def probe_file(config: str | None, secrets_dir: str | None) -> Path:
     started_with = sorted((k, v) for k, v in os.environ.items() if k.startswith("CSM_"))
     key = repr((started_with, config, secrets_dir)).encode()
-    return Path(tempfile.gettempdir()) / f"csm-{hashlib.blake2b(key, digest_size=8).hexdigest()}.live"
+    # $TMPDIR or /tmp, never tempfile.gettempdir(): that one writes a test file to choose a directory
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"csm-{hashlib.blake2b(key, digest_size=8).hexdigest()}.live"  # nosec B108 - holds a loopback URL, no secret
 
 
 def live_url(host: str, port: int) -> str:
