@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,14 +42,23 @@ class ObserveRequests:
             with HTTP_REQUESTS_IN_PROGRESS.track_inprogress():
                 await self.app(scope, receive, record_status)
         finally:
-            seconds = time.perf_counter() - started
             route: BaseRoute | None = scope.get("route")
-            template = getattr(route, "path", UNMATCHED_ROUTE)
-            labels = {"method": scope["method"], "route": template, "status": str(status)}
-            HTTP_REQUESTS.labels(**labels).inc()
-            HTTP_REQUEST_SECONDS.labels(**labels).observe(seconds)
-            log.log(
-                logging.DEBUG if template in _QUIET_ROUTES else logging.INFO,
-                "request",
-                extra={**labels, "path": scope["path"], "duration_ms": round(seconds * 1000, 3)},
-            )
+            record(scope["method"], getattr(route, "path", UNMATCHED_ROUTE), status, scope["path"], started)
+
+
+@functools.lru_cache(maxsize=1024)
+def _observers(method: str, template: str, status: str) -> tuple[Callable[[], None], Callable[[float], None]]:
+    labels = {"method": method, "route": template, "status": status}
+    return HTTP_REQUESTS.labels(**labels).inc, HTTP_REQUEST_SECONDS.labels(**labels).observe
+
+
+def record(method: str, template: str, status: int, path: str, started: float) -> None:
+    """Counts and times one request (``started``: its perf_counter) and writes its access-log line."""
+    seconds = time.perf_counter() - started
+    count, observe = _observers(method, template, str(status))
+    count()
+    observe(seconds)
+    level = logging.DEBUG if template in _QUIET_ROUTES else logging.INFO
+    if log.isEnabledFor(level):
+        labels = {"method": method, "route": template, "status": str(status)}
+        log.log(level, "request", extra={**labels, "path": path, "duration_ms": round(seconds * 1000, 3)})

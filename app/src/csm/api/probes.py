@@ -8,18 +8,15 @@ OpenAPI document, and the router still answers every other method (405) as befor
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from csm.api.observe import record
 from csm.health import Readiness
-from csm.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from csm.models import Liveness
 from csm.models import Readiness as ReadinessBody
-
-log = logging.getLogger("csm.access")
 
 LIVE, READY = "/health/live", "/health/ready"
 _HEADERS = [(b"content-type", b"application/json")]
@@ -44,7 +41,6 @@ class Probes:
         self._live = live_body()
         self._ready_for: Readiness | None = None
         self._ready: tuple[int, bytes] = (503, b"")
-        self._metrics: dict[tuple[str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
 
     def _answer(self, path: str) -> tuple[int, bytes]:
         if path == LIVE:
@@ -53,27 +49,6 @@ class Probes:
         if state is not self._ready_for:  # a new verdict: rendered once, served until the next one
             self._ready_for, self._ready = state, ready_body(state)
         return self._ready
-
-    def _record(self, path: str, status: int, seconds: float) -> None:
-        observers = self._metrics.get((path, status))
-        if observers is None:
-            labels = {"method": "GET", "route": path, "status": str(status)}
-            observers = HTTP_REQUESTS.labels(**labels).inc, HTTP_REQUEST_SECONDS.labels(**labels).observe
-            self._metrics[(path, status)] = observers
-        count, observe = observers
-        count()
-        observe(seconds)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request",
-                extra={
-                    "method": "GET",
-                    "route": path,
-                    "status": str(status),
-                    "path": path,
-                    "duration_ms": round(seconds * 1000, 3),
-                },
-            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
@@ -85,4 +60,4 @@ class Probes:
         headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self._record(path, status, time.perf_counter() - started)
+        record("GET", path, status, path, started)
