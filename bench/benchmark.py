@@ -7,11 +7,14 @@ the local engine and measures, in one run:
   container start to ready (the host Cassandra of cassandra/run already up);
   idle memory and CPU after 60 s (the container's cgroup), both containers side by side;
   /health/live and /health/ready p50/p99 at a fixed 200 requests/s from vegeta (open loop, loopback),
-  in rounds that alternate CSM and baseline so that both see the same noise of a shared machine.
+  in rounds that alternate CSM and baseline so that both see the same noise of a shared machine;
+  the API's throughput against a bare floor (bench/api.py); the real Pulumi engine's up, no-op
+  preview and rolling update on the local Kubernetes stack (bench/engine.py).
 Writes build/bench/report.md (+ results.json, logs/). A benchmark, not a test: it reports
 pass/fail against the targets and the spec's floors and exits 0 unless it could not measure.
 
     python -m bench [--rate 200] [--duration 30] [--rounds 3] [--idle 60] [--starts 3] [--no-multiarch]
+                    [--api-duration 15] [--no-api] [--previews 3] [--no-engine]
 """
 
 from __future__ import annotations
@@ -633,6 +636,10 @@ def report(results: dict) -> str:
         from bench import api
 
         lines += ["", *api.report(results["api"])]
+    if results.get("engine"):
+        from bench import engine
+
+        lines += ["", *engine.report(results["engine"])]
     lines += ["", "## Details", ""]
     for name, data in (("CSM", csm), ("baseline", base)):
         lines.append(
@@ -678,6 +685,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-multiarch", action="store_true", help="skip the amd64+arm64 cold build")
     parser.add_argument("--api-duration", type=float, default=15.0, help="seconds per API rate")
     parser.add_argument("--no-api", action="store_true", help="skip the API throughput runs")
+    parser.add_argument("--previews", type=int, default=3, help="no-op pulumi previews to time")
+    parser.add_argument("--no-engine", action="store_true", help="skip the Pulumi engine timings")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -768,6 +777,11 @@ def main(argv: list[str] | None = None) -> int:
         results["csm"]["multiarch_cold_build_s"] = build(
             "csm", "csm-bench/csm:multiarch", base, "linux/amd64,linux/arm64", cold=True, log="csm-multiarch-cold.log"
         )
+
+    if not args.no_engine:
+        from bench import engine
+
+        results["engine"] = engine.measure(args.previews)
 
     results["host"]["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results["problems"] = problems

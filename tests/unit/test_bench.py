@@ -130,3 +130,26 @@ def test_the_api_report_states_each_target_and_the_ratio_to_the_floor() -> None:
     assert "| 200 req/s | 200 req/s | | ≥ 1000 req/s | **FAIL** |" in text
     assert "| none req/s | | | ≥ 200 req/s | **FAIL** |" in text
     assert "| 1.8 ms | 0.9 ms | 2.0 | ≤ 1.5 times the floor | **FAIL** |" in text
+
+
+def test_the_programs_share_is_read_from_the_engine_harness_output() -> None:
+    from bench import engine
+
+    stdout = "Previewing update (local)\nprogram: ran in 2.25 s (2.10 s CPU)\n@ previewing....\npreview: {}\n"
+    assert engine.program_share(stdout, 6.5) == {"program_s": 2.25, "program_cpu_s": 2.1, "engine_s": 4.25}
+    with pytest.raises(SystemExit):
+        engine.program_share("preview: {}\n", 6.5)
+
+
+def test_a_rolling_update_with_one_failed_request_fails_in_the_engine_report() -> None:
+    from bench import engine
+
+    op = {"wall_s": 40.0, "program_s": 2.0, "program_cpu_s": 1.9, "engine_s": 38.0}
+    load = {**round_stat(50.0, 1.0), "statuses": {"200": 5999, "502": 1}}
+    figures = {"up": op, "preview": {**op, "wall_s": 6.0}, "preview_runs": [{**op, "wall_s": 6.0}]}
+    failed = "\n".join(engine.report({**figures, "rolling": {**op, "load": load, "failed": 1}}))
+    held = "\n".join(engine.report({**figures, "rolling": {**op, "load": round_stat(50.0, 1.0), "failed": 0}}))
+    rolling_row = next(line for line in failed.splitlines() if line.startswith("| rolling update"))
+    assert rolling_row.endswith("| **FAIL** |"), rolling_row
+    assert next(line for line in held.splitlines() if line.startswith("| rolling update")).endswith("| pass |")
+    assert "| ≤ 15 s | pass |" in held, "a 6 s no-op preview meets the 15 s target"
