@@ -61,6 +61,7 @@ built = Image(
         build_args=cfg.image.build_arg_map,
         build_network=cfg.image.build_network,
         build_exec=cfg.image.build_exec,
+        compression=cfg.image.compression,
         build_secrets=read_build_secrets(cfg.image.build_secret_map) if cfg.image.ref is None else {},
         registry=cfg.image.registry,
         registry_username=cfg.image.registry_username,

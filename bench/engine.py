@@ -51,6 +51,38 @@ def program_share(stdout: str, wall: float) -> dict:
     }
 
 
+def pushed_image(ref: str) -> dict:
+    """What the registry stores of the deployed image (one platform): compressed MB and layer media types."""
+    import urllib.request
+
+    name, digest = ref.split("@", 1)
+    registry, repository = name.split("/", 1)
+    accept = ", ".join(
+        f"application/vnd.{kind}"
+        for kind in (
+            "oci.image.index.v1+json",
+            "oci.image.manifest.v1+json",
+            "docker.distribution.manifest.list.v2+json",
+            "docker.distribution.manifest.v2+json",
+        )
+    )
+
+    def manifest(reference: str) -> dict:
+        url = f"http://{registry}/v2/{repository}/manifests/{reference}"
+        request = urllib.request.Request(url, headers={"Accept": accept})
+        with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310 - the local registry
+            return json.loads(response.read())
+
+    found = manifest(digest)
+    if "manifests" in found:  # an index: the first image manifest (one platform here)
+        found = manifest(next(m["digest"] for m in found["manifests"] if m.get("platform", {}).get("os") != "unknown"))
+    layers = found["layers"]
+    return {
+        "compressed_mb": round((sum(layer["size"] for layer in layers) + found["config"]["size"]) / b.MB, 1),
+        "layer_media_types": sorted({layer["mediaType"] for layer in layers}),
+    }
+
+
 def kubectl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return b.sh(str(HARNESS), "kube", "kubectl", *args, timeout=timeout)
 
@@ -109,6 +141,9 @@ def measure(previews: int) -> dict:
             b.say(f"engine: no-op pulumi preview {number}/{previews}")
             runs.append(timed("preview", "--expect-no-changes", log=f"engine-preview-{number}.log"))
         results["preview_runs"] = runs
+        results["pushed"] = pushed_image(
+            json.loads(pulumi("stack", "output", "--json", log="engine-ref.log").stdout)["imageRef"]
+        )
         results["preview"] = {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
         outputs = json.loads(pulumi("stack", "output", "--json", log="engine-outputs.log").stdout)
         bearer = pulumi("config", "get", "apiTokens", log="engine-token.log").stdout.strip().rsplit(":", 1)[1]
@@ -155,6 +190,8 @@ def report(engine: dict) -> list[str]:
         ),
         "",
         f"- Load during the rolling update: {b.summary(load)}; failed (not 200): {rolling['failed']}.",
+        f"- The image as pushed by `pulumi up` (`csm:imageCompression` of the local stack): "
+        f"{engine['pushed']['compressed_mb']:g} MB compressed, layers {', '.join(engine['pushed']['layer_media_types'])}.",
         "- Previews: "
         + "; ".join(f"{r['wall_s']:g} s (program {r['program_s']:g} s)" for r in engine["preview_runs"])
         + ".",

@@ -240,6 +240,13 @@ class ImageConfig(_Section):
         False,
         "Build with the local docker CLI (docker buildx and its default builder) instead of pulumi-docker-build's embedded BuildKit client.",
     )
+    compression: Literal["gzip", "zstd"] = _f(
+        "imageCompression",
+        "gzip",
+        "Layer compression of the pushed image. zstd (level 19, every layer recompressed) is smaller (the reference image: 21 MB "
+        "against 28 MB gzip) and faster to unpack (AWS documents it for faster Fargate starts); pulling it needs containerd 1.5+ (EKS, "
+        "Kubernetes) or Docker Engine 23.0+ (Swarm). gzip: every client.",
+    )
     build_network: Literal["default", "host"] = _f(
         "imageBuildNetwork",
         "default",

@@ -191,6 +191,7 @@ class ImageArgs:
     build_args: dict[str, str] = field(default_factory=dict)
     build_network: str = "default"
     build_exec: bool = False  # the local docker CLI and its default builder, not docker-build's embedded client
+    compression: str = "gzip"  # or zstd: every layer recompressed at level 19, with OCI media types
     # An existing registry (host[:port][/path]) instead of ECR; nothing is created there.
     registry: str | None = None
     registry_username: pulumi.Input[str] | None = None
@@ -281,6 +282,7 @@ class Image(pulumi.ComponentResource):
                     raw=staging.repository_url.apply(
                         lambda url: (
                             f"type=image,name={url},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"
+                            + _compression(args.compression)
                         )
                     )
                 )
@@ -380,7 +382,14 @@ class Image(pulumi.ComponentResource):
             dockerfile=docker_build.DockerfileArgs(location=str(Path(args.project_root) / args.dockerfile)),
             platforms=[docker_build.Platform(p) for p in args.platforms],
             tags=[pulumi.Output.concat(staging_url, ":", self.tag)],
-            push=True,
+            **(
+                {"push": True}
+                if args.compression == "gzip"
+                else {
+                    "push": False,
+                    "exports": [docker_build.ExportArgs(raw=f"type=registry{_compression(args.compression)}")],
+                }
+            ),
             build_on_preview=False,
             registries=logins or None,
             opts=child,
@@ -405,6 +414,14 @@ class Image(pulumi.ComponentResource):
         self.staging_repository_url = staging_url
         self.ref = pulumi.Output.all(repo_url, self.digest).apply(lambda a: f"{a[0]}@{a[1]}")
         self.register_outputs({"repository_url": self.repository_url, "digest": self.digest, "ref": self.ref})
+
+
+def _compression(compression: str) -> str:
+    """The image exporter's options for ``compression`` (none for gzip, BuildKit's default)."""
+    if compression == "gzip":
+        return ""
+    # force-compression: the base image's layers, pulled gzip, are recompressed too
+    return f",compression={compression},compression-level=19,force-compression=true,oci-mediatypes=true"
 
 
 def _build_settings(args: ImageArgs) -> dict:

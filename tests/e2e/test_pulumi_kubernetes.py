@@ -166,6 +166,14 @@ def test_up_converges_with_every_probe_passing(stack):
     assert container["image"].startswith("127.0.0.1:5000/")
 
 
+def test_the_image_is_pushed_with_the_stacks_layer_compression(stack):
+    # Pulumi.local.yaml sets csm:imageCompression: zstd; the cluster's containerd pulled it to run the pods above.
+    from bench.engine import pushed_image
+
+    pushed = pushed_image(stack["imageRef"])
+    assert pushed["layer_media_types"] == ["application/vnd.oci.image.layer.v1.tar+zstd"], pushed
+
+
 def test_service_answers_on_its_url(stack):
     assert stack["serviceUrl"] == "http://127.0.0.1:30080"
     assert ready(stack["serviceUrl"]) == 200

@@ -146,7 +146,8 @@ def test_a_rolling_update_with_one_failed_request_fails_in_the_engine_report() -
 
     op = {"wall_s": 40.0, "program_s": 2.0, "program_cpu_s": 1.9, "engine_s": 38.0}
     load = {**round_stat(50.0, 1.0), "statuses": {"200": 5999, "502": 1}}
-    figures = {"up": op, "preview": {**op, "wall_s": 6.0}, "preview_runs": [{**op, "wall_s": 6.0}]}
+    pushed = {"compressed_mb": 21.4, "layer_media_types": ["application/vnd.oci.image.layer.v1.tar+zstd"]}
+    figures = {"up": op, "preview": {**op, "wall_s": 6.0}, "preview_runs": [{**op, "wall_s": 6.0}], "pushed": pushed}
     failed = "\n".join(engine.report({**figures, "rolling": {**op, "load": load, "failed": 1}}))
     held = "\n".join(engine.report({**figures, "rolling": {**op, "load": round_stat(50.0, 1.0), "failed": 0}}))
     rolling_row = next(line for line in failed.splitlines() if line.startswith("| rolling update"))

@@ -218,3 +218,28 @@ def test_ref_output_names_the_release_repository():
             else pytest.fail(f"csm-image-x ref {v[0]}")
         )
     )
+
+
+ZSTD = ",compression=zstd,compression-level=19,force-compression=true,oci-mediatypes=true"
+
+
+def test_zstd_recompresses_every_layer_of_the_staged_ecr_push():
+    m, _ = construct(lambda: make(compression="zstd"))
+    (export,) = m.one("docker-build:index:Image").inputs["exports"]
+    assert export["raw"].startswith("type=image,") and export["raw"].endswith(ZSTD), (
+        f"csm-image-build: a zstd stack's ECR export must recompress every layer at level 19: {export}"
+    )
+
+
+def test_zstd_to_an_existing_registry_is_a_registry_export_of_the_same_tag():
+    m, _ = construct(lambda: make(compression="zstd", registry="127.0.0.1:5000", scan=False))
+    b = m.one("docker-build:index:Image").inputs
+    assert b.get("push") is False and b["exports"] == [{"raw": f"type=registry{ZSTD}"}], f"csm-image-build: {b}"
+    assert b["tags"] == ["127.0.0.1:5000/csm:1.0.0-0123abcd4567"], "csm-image-build: the export pushes the tag"
+
+
+def test_gzip_to_an_existing_registry_keeps_the_plain_push():
+    # the default: a stack that never set csm:imageCompression sees no diff
+    m, _ = construct(lambda: make(registry="127.0.0.1:5000", scan=False))
+    b = m.one("docker-build:index:Image").inputs
+    assert b.get("push") is True and not b.get("exports"), f"csm-image-build: {b}"

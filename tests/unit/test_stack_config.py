@@ -212,6 +212,7 @@ FIELD_RULES = [
     ({"csm:imageRegistry": "https://registry.example"}, "csm:imageRegistry", "pattern"),
     ({"csm:imageBuildExec": "sometimes"}, "csm:imageBuildExec", "boolean"),
     ({"csm:imageBuildNetwork": "bridge"}, "csm:imageBuildNetwork", "'default' or 'host'"),
+    ({"csm:imageCompression": "xz"}, "csm:imageCompression", "'gzip' or 'zstd'"),
     ({"csm:imageBuildArgs": ["BASE IMAGE=x"]}, "csm:imageBuildArgs", "'NAME=value'"),
     ({"csm:imageBuildSecretFiles": ["ca=relative/ca.crt"]}, "csm:imageBuildSecretFiles", "absolute path"),
     ({"csm:kubernetesNamespace": "CSM"}, "csm:kubernetesNamespace", "pattern"),
