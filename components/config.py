@@ -28,6 +28,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.config import JsonDict
 
+from components import per_stack
+
 NAMESPACE = "csm"
 AWS_REGION_KEY = "aws:region"
 
@@ -380,7 +382,15 @@ class ServiceConfig(_Section):
         le=16384,
     )
     memory: int = _f("serviceMemory", 1024, "Memory per task in MiB.", ge=256, le=122880)
-    desired_count: int = _f("serviceDesiredCount", 2, "Number of tasks / replicas / pods to run.", ge=1, le=100)
+    desired_count: int = _f(
+        "serviceDesiredCount",
+        2,
+        "Swarm: the replica count. ECS: the task count the service starts with (Application Auto Scaling owns it "
+        "afterwards, within scalingMinCount..scalingMaxCount). Not used on EKS and Kubernetes: the "
+        "HorizontalPodAutoscaler starts at scalingMinCount.",
+        ge=1,
+        le=100,
+    )
     architecture: Literal["arm64", "x86_64"] = _f(
         "serviceArchitecture", "arm64", "CPU architecture the service runs on (ECS runtime platform, EKS nodes)."
     )
@@ -472,8 +482,20 @@ class HealthConfig(_Section):
 
 
 class ScalingConfig(_Section):
-    min_count: int = _f("scalingMinCount", 2, "Autoscaling lower bound (tasks/pods).", ge=1, le=100)
-    max_count: int = _f("scalingMaxCount", 6, "Autoscaling upper bound (tasks/pods).", ge=1, le=100)
+    min_count: int = _f(
+        "scalingMinCount",
+        2,
+        "Autoscaling lower bound (ECS tasks, EKS/Kubernetes pods); not used on Swarm.",
+        ge=1,
+        le=100,
+    )
+    max_count: int = _f(
+        "scalingMaxCount",
+        6,
+        "Autoscaling upper bound (ECS tasks, EKS/Kubernetes pods); not used on Swarm.",
+        ge=1,
+        le=100,
+    )
     cpu_target: int = _f("scalingCpuTarget", 60, "Target average CPU utilisation, percent.", ge=10, le=95)
     memory_target: int = _f("scalingMemoryTarget", 70, "Target average memory utilisation, percent.", ge=10, le=95)
     requests_per_target: int = _f(
@@ -484,9 +506,12 @@ class ScalingConfig(_Section):
 
 
 @dataclass(frozen=True)
-class SecretEntry:
-    """One parsed ``csm:secrets`` item: where the value comes from, what it feeds."""
+class SecretRef:
+    """One ``csm:secrets`` item: a secret the service reads, where its value comes from and what it
+    feeds (one of env / path). The config parses it; the spec and every target carry it as is."""
 
+    name: str  # logical, DNS-label safe: "cassandra-password"
+    source: Literal["aws", "pulumi"]
     ref: str  # Secrets Manager name or ARN (source aws), or a Pulumi config key (source pulumi)
     env: str | None = None
     path: str | None = None
@@ -494,6 +519,13 @@ class SecretEntry:
     @property
     def is_arn(self) -> bool:
         return self.ref.startswith("arn:")
+
+
+def secret_name(target: str) -> str:
+    """The logical name of the secret feeding ``target`` (an env var or a file path)."""
+    base = target.rsplit("/", 1)[-1] if target.startswith("/") else target
+    base = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
+    return base.removeprefix("csm-") or "secret"
 
 
 class SecretsConfig(_Section):
@@ -547,13 +579,12 @@ class SecretsConfig(_Section):
         return arns
 
     @property
-    def entries(self) -> list[SecretEntry]:
+    def entries(self) -> list[SecretRef]:
         out = []
         for item in self.items:
             target, _, ref = item.partition("=")
-            out.append(
-                SecretEntry(ref=ref, path=target) if target.startswith("/") else SecretEntry(ref=ref, env=target)
-            )
+            feeds = {"path": target} if target.startswith("/") else {"env": target}
+            out.append(SecretRef(name=secret_name(target), source=self.source, ref=ref, **feeds))
         return out
 
 
@@ -987,12 +1018,18 @@ def _region_needed(c: StackConfig) -> Iterable[Problem]:
         yield P(AWS_REGION_KEY, "is required (AWS resources are created for this stack)")
 
 
-@rule("environment", "serviceDesiredCount", "scalingMinCount")
+# Where each count means something: serviceDesiredCount is the count on Swarm and the starting count on ECS;
+# scalingMin/MaxCount bound an autoscaler, which Swarm does not have.
+DESIRED_COUNT_TARGETS = ("ecs", "swarm")
+AUTOSCALED_TARGETS = ("ecs", "eks", "kubernetes")
+
+
+@rule("environment", "target", "serviceDesiredCount", "scalingMinCount")
 def _prod_two_tasks(c: StackConfig) -> Iterable[Problem]:
     if c.prod:
-        if c.service.desired_count < 2:
+        if c.target in DESIRED_COUNT_TARGETS and c.service.desired_count < 2:
             yield P("serviceDesiredCount", f"must be >= 2 in prod (got {c.service.desired_count})")
-        if c.scaling.min_count < 2:
+        if c.target in AUTOSCALED_TARGETS and c.scaling.min_count < 2:
             yield P(
                 "scalingMinCount",
                 f"must be >= 2 in prod so autoscaling never drops below two tasks (got {c.scaling.min_count})",
@@ -1049,12 +1086,14 @@ def _prod_swarm_overlay(c: StackConfig) -> Iterable[Problem]:
         yield P("swarmOverlayEncrypted", "must be true in prod")
 
 
-@rule("scalingMinCount", "scalingMaxCount", "serviceDesiredCount")
+@rule("target", "scalingMinCount", "scalingMaxCount", "serviceDesiredCount")
 def _scaling_bounds(c: StackConfig) -> Iterable[Problem]:
     s = c.scaling
+    if c.target not in AUTOSCALED_TARGETS:
+        return
     if s.min_count > s.max_count:
         yield P("scalingMaxCount", f"must be >= scalingMinCount ({s.max_count} < {s.min_count})")
-    elif not s.min_count <= c.service.desired_count <= s.max_count:
+    elif c.target == "ecs" and not s.min_count <= c.service.desired_count <= s.max_count:
         yield P(
             "serviceDesiredCount",
             f"must lie within scalingMinCount..scalingMaxCount ({s.min_count}..{s.max_count}, got {c.service.desired_count})",
@@ -1626,7 +1665,7 @@ class StackConfig(BaseModel):
     @property
     def image_repository(self) -> str:
         """The ECR repository name: csm:imageRepository, else '<serviceName>-<stack>' (unique per stack in one account)."""
-        return self.image.repository or (f"{self.name}-{self.stack}" if self.stack else self.name)
+        return self.image.repository or per_stack(self.name, self.stack)
 
     @property
     def pulumi_secret_keys(self) -> list[str]:

@@ -1,7 +1,7 @@
 """``python -m components.render_all dev prod``: every target's artifacts for each stack.
 
 Writes build/rendered/<stack>/<target>/<files> from Pulumi.<stack>.yaml (with Pulumi.yaml's
-defaults), through every renderer registered in components/render/. Offline: images that
+defaults), through each target's renderer in the target table (components/targets.py). Offline: images that
 are not built yet show as <repository>@sha256:000..., secrets given by name as ARNs in
 account 000000000000; the deployed artifacts carry the real digest and ARNs.
 """
@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from components.config import ConfigError, StackConfig
-from components.render import load_all
 from components.spec import build_spec
 from components.stackfiles import ROOT, load_stack_values, stack_names
+from components.targets import file_renderers
 
 OUT = ROOT / "build" / "rendered"
 
@@ -24,7 +24,7 @@ def render_stack(stack: str, out: Path = OUT) -> list[Path]:
     cfg = StackConfig.load(load_stack_values(stack), stack=stack)
     spec = build_spec(cfg)
     written: list[Path] = []
-    for target, renderer in sorted(load_all().items()):
+    for target, renderer in sorted(file_renderers().items()):
         folder = out / stack / target
         if folder.exists():
             shutil.rmtree(folder)

@@ -9,31 +9,16 @@ with a read-only root filesystem, a writable tmpfs at /tmp and every capability 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from components.config import StackConfig
+from components import per_stack
+from components.config import SecretRef, StackConfig
 
 UID = 65532
 GID = 65532
 KEYSPACES_PORT = 9142
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """A secret the service reads, and what it feeds (one of env / path)."""
-
-    name: str  # logical, DNS-label safe: "cassandra-password"
-    source: Literal["aws", "pulumi"]
-    ref: str  # Secrets Manager name or ARN (aws), Pulumi config key (pulumi)
-    env: str | None = None
-    path: str | None = None
-
-    @property
-    def is_arn(self) -> bool:
-        return self.ref.startswith("arn:")
 
 
 @dataclass(frozen=True)
@@ -120,18 +105,12 @@ class ServiceSpec:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/instance": f"{self.name}-{self.stack}"}
+        return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/instance": per_stack(self.name, self.stack)}
 
     def with_image(self, image: str) -> ServiceSpec:
         if "@sha256:" not in image:
             raise ValueError(f"image must be referenced by digest (repository@sha256:...), got {image!r}")
         return dataclasses.replace(self, image=image)
-
-
-def _secret_name(target: str) -> str:
-    base = target.rsplit("/", 1)[-1] if target.startswith("/") else target
-    base = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
-    return base.removeprefix("csm-") or "secret"
 
 
 KEEP_ALIVE_MARGIN_SECONDS = 5
@@ -179,12 +158,7 @@ def build_spec(cfg: StackConfig, image: str | None = None) -> ServiceSpec:
         env["CSM_CASSANDRA_MODE"] = "keyspaces"
         env["CSM_CASSANDRA_AWS_REGION"] = cfg.aws_region or ""
     env.update(cfg.service.env_map)
-    secrets = tuple(
-        SecretRef(
-            name=_secret_name(e.env or e.path or ""), source=cfg.secrets.source, ref=e.ref, env=e.env, path=e.path
-        )
-        for e in cfg.secrets.entries
-    )
+    secrets = tuple(cfg.secrets.entries)
     h, s = cfg.health, cfg.scaling
     spec = ServiceSpec(
         name=cfg.name,

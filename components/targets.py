@@ -1,6 +1,7 @@
-"""Target dispatch: ``csm:target`` -> the module that deploys it.
+"""The target table: ``csm:target`` -> the module that deploys it and the function that renders
+its files offline (``make render``).
 
-Each target module exposes
+Each target's deploy module exposes
 
     def deploy(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage,
                opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input]:
@@ -26,11 +27,12 @@ if TYPE_CHECKING:
     from components.config import StackConfig
     from components.spec import ServiceSpec
 
-TARGET_MODULES = {
-    "ecs": "components.ecs_target",
-    "eks": "components.eks_target",
-    "kubernetes": "components.kubernetes_target",
-    "swarm": "components.swarm_target",
+# target: (deploy module, "render module:function"); EKS renders the same manifests as any cluster
+TARGETS = {
+    "ecs": ("components.ecs.target", "components.ecs.render:render_files"),
+    "eks": ("components.eks.target", "components.kubernetes.render:render_files"),
+    "kubernetes": ("components.kubernetes.target", "components.kubernetes.render:render_kubernetes_files"),
+    "swarm": ("components.swarm.target", "components.swarm.render:render_files"),
 }
 ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^@:]+)@sha256:[0-9a-f]{64}$")
 
@@ -51,8 +53,20 @@ def ecr_repository_arn(ref: str) -> str | None:
 
 
 Deployer = Callable[["StackConfig", "ServiceSpec", DeployedImage, pulumi.ResourceOptions], dict]
+# ServiceSpec (+ stack config) -> {relative file name: text}: what the target deploys, without an engine
+FileRenderer = Callable[["StackConfig", "ServiceSpec"], dict[str, str]]
 
 
 def deployer(target: str) -> Deployer:
-    deploy: Deployer = importlib.import_module(TARGET_MODULES[target]).deploy
+    deploy: Deployer = importlib.import_module(TARGETS[target][0]).deploy
     return deploy
+
+
+def file_renderer(target: str) -> FileRenderer:
+    module, function = TARGETS[target][1].split(":")
+    render: FileRenderer = getattr(importlib.import_module(module), function)
+    return render
+
+
+def file_renderers() -> dict[str, FileRenderer]:
+    return {target: file_renderer(target) for target in TARGETS}

@@ -63,9 +63,10 @@ SECRET_TOKENS = {
 REFERENCE_SUFFIXES = {"FILE", "PATH", "DIR", "ARN", "NAME", "ID", "REF"}
 PUBLIC_CIDRS = {"0.0.0.0/0", "::/0"}
 LB_PUBLIC_PORTS = {80, 443}
-# Components whose security groups may face the internet, by the module part of the type token
-# (csm:alb:LoadBalancer); a resource outside such a component opts in with this tag instead.
-LB_COMPONENT_MODULES = {"alb", "lb", "loadbalancer", "load_balancer"}
+# Components whose security groups may face the internet, by the type part of the token
+# (csm:ecs:LoadBalancer; csm:alb:LoadBalancer before the components were grouped by target); a
+# resource outside such a component opts in with this tag instead.
+LB_COMPONENT_TYPES = {"LoadBalancer"}
 LB_ROLE_TAG = ("csm:role", "load-balancer")
 
 
@@ -145,7 +146,7 @@ def _urn_types(urn: str) -> list[str]:
 def _is_load_balancer_resource(args: ResourceValidationArgs) -> bool:
     for token in _urn_types(args.urn)[:-1]:
         pieces = token.split(":")
-        if len(pieces) == 3 and pieces[0] == "csm" and pieces[1].lower() in LB_COMPONENT_MODULES:
+        if len(pieces) == 3 and pieces[0] == "csm" and pieces[2] in LB_COMPONENT_TYPES:
             return True
     tags = args.props.get("tags")
     return isinstance(tags, Mapping) and tags.get(LB_ROLE_TAG[0]) == LB_ROLE_TAG[1]

@@ -274,7 +274,7 @@ def test_the_autoscaler_reads_metrics(stack):
 
 def test_external_secrets_objects_are_accepted_by_the_operator_crds(stack, tmp_path):
     from components.config import StackConfig
-    from components.render import kubernetes as render
+    from components.kubernetes import render
     from components.spec import build_spec
 
     crds = tmp_path / "crds.yaml"

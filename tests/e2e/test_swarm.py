@@ -1,6 +1,6 @@
 """The Swarm target end to end, on a real single-node Swarm of the local engine.
 
-`localengine/swarm up` renders deploy/swarm/local/config.yaml with components/render/swarm.py
+`localengine/swarm up` renders deploy/swarm/local/config.yaml with components/swarm/render.py
 (the Pulumi component's renderer), creates the content-versioned Docker secrets and deploys
 with deploy/swarm/stack-deploy (the Pulumi component's deploy step): CSM (2 dnsrr replicas)
 behind the HAProxy service published in host mode on 127.0.0.1:8100, and Cassandra with a

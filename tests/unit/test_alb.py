@@ -8,7 +8,7 @@ from csm_pulumi_mocks import CsmMocks, construct, install
 
 mocks = install(CsmMocks())
 
-from components.alb import LoadBalancer, LoadBalancerArgs  # noqa: E402
+from components.ecs.load_balancer import LoadBalancer, LoadBalancerArgs  # noqa: E402
 
 CERT = "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-4000-8000-000000000000"
 BASE = dict(vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"], target_port=8000)

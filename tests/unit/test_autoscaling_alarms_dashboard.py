@@ -10,9 +10,9 @@ from csm_pulumi_mocks import CsmMocks, construct, install
 
 mocks = install(CsmMocks())
 
-from components.alarms import Alarms, AlarmsArgs, AlarmThresholds  # noqa: E402
-from components.autoscaling import Autoscaling, AutoscalingArgs  # noqa: E402
-from components.dashboard import Dashboard, DashboardArgs, dashboard_body  # noqa: E402
+from components.aws.alarms import Alarms, AlarmsArgs, AlarmThresholds  # noqa: E402
+from components.aws.dashboard import Dashboard, DashboardArgs, dashboard_body  # noqa: E402
+from components.ecs.autoscaling import Autoscaling, AutoscalingArgs  # noqa: E402
 
 DIMS = dict(
     cluster_name="csm-cluster",

@@ -13,7 +13,7 @@ from csm_pulumi_mocks import ACCOUNT, CsmMocks, construct, install
 mocks = install(CsmMocks())
 
 from components.config import StackConfig  # noqa: E402
-from components.ecs_service import EcsService, EcsServiceArgs  # noqa: E402
+from components.ecs.service import Service, ServiceArgs  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import load_stack_values  # noqa: E402
 
@@ -41,7 +41,7 @@ def make(stack="prod", **overrides):
         log_group_name="/ecs/csm-prod",
         secret_arns=arns,
     )
-    return EcsService("svc", EcsServiceArgs(**{**args, **overrides}))
+    return Service("svc", ServiceArgs(**{**args, **overrides}))
 
 
 @pytest.fixture(scope="module")

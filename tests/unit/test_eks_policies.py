@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from components.eks_irsa import irsa_trust, pod_identity_trust, secrets_policy
-from components.external_secrets import chart_values
-from components.k8s_app import substitute
+from components.aws.policies import secrets_policy
+from components.eks.external_secrets import chart_values
+from components.eks.workload_role import irsa_trust, pod_identity_trust
+from components.kubernetes.app import substitute
 
 ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/ABC"
 ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:csm/db-AbCdEf"

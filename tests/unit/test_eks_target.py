@@ -13,9 +13,10 @@ from pulumi.runtime import rpc
 
 install(CsmMocks())
 
-from components import eks_target, targets  # noqa: E402
+from components import targets  # noqa: E402
 from components.config import StackConfig  # noqa: E402
-from components.render import kubernetes as render  # noqa: E402
+from components.eks import target as eks_target  # noqa: E402
+from components.kubernetes import render  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import as_pulumi_config, load_stack_values  # noqa: E402
 

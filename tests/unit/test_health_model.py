@@ -20,15 +20,16 @@ import json
 import threading
 
 import pytest
+import yaml
 from csm_pulumi_mocks import CsmMocks, install, run_program
 
 install(CsmMocks())
 
 from components.config import IMAGE_HEALTHCHECK, StackConfig  # noqa: E402
-from components.render import kubernetes as k8s  # noqa: E402
-from components.render import swarm as swarm_render  # noqa: E402
+from components.kubernetes import render as k8s  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import ROOT, as_pulumi_config, load_stack_values  # noqa: E402
+from components.swarm import render as swarm_render  # noqa: E402
 
 DIGEST = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/csm@sha256:" + "a" * 64
 LIVE, READY = "/health/live", "/health/ready"
@@ -57,6 +58,16 @@ def test_the_image_healthcheck_probes_liveness_only():
     assert asked == [LIVE], f"csm healthcheck asked {asked}, not only {LIVE}"
     assert code == 0, "csm healthcheck failed although /health/live answered 200"
     assert IMAGE_HEALTHCHECK[-1] == "healthcheck"
+
+
+def test_every_deployed_health_check_runs_the_images_own_command():
+    # The Dockerfile's HEALTHCHECK, Compose's and the program's (IMAGE_HEALTHCHECK, asserted per target below) are one
+    # command; their cadences differ on purpose (docs/health-model.md).
+    dockerfile = (ROOT / "app/Dockerfile").read_text()
+    healthcheck = dockerfile.split("\nHEALTHCHECK ", 1)[1].split("\n    CMD ", 1)[1].split("\n", 1)[0]
+    assert tuple(json.loads(healthcheck)) == IMAGE_HEALTHCHECK, f"app/Dockerfile HEALTHCHECK runs {healthcheck}"
+    compose = yaml.safe_load((ROOT / "deploy/local/compose.yaml").read_text())
+    assert compose["services"]["csm"]["healthcheck"]["test"] == ["CMD", *IMAGE_HEALTHCHECK], "deploy/local/compose.yaml"
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -96,7 +107,7 @@ def test_swarm_restarts_on_liveness_and_the_proxy_routes_on_readiness():
         },
         stack="dev",
     )
-    doc = swarm_render.stack_document(cfg, build_spec(cfg, DIGEST))
+    doc = swarm_render.stack_document(build_spec(cfg, DIGEST), swarm_render.swarm_options(cfg))
     assert doc["services"]["csm"]["healthcheck"]["test"] == ["CMD", *IMAGE_HEALTHCHECK]
     assert doc["services"]["proxy"]["environment"]["CSM_HEALTH_PATH"] == READY
     haproxy = (ROOT / "deploy/swarm/proxy/haproxy.cfg").read_text()

@@ -19,7 +19,7 @@ from csm_pulumi_mocks import (
 
 install(CsmMocks())
 
-from components.iam import TaskRoles, TaskRolesArgs, assume_role_policy, execution_policy, task_policy  # noqa: E402
+from components.ecs.task_roles import TaskRoles, TaskRolesArgs, assume_role_policy, execution_policy, task_policy  # noqa: E402
 
 LOG_GROUP = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/ecs/csm-dev"
 SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:csm/dev/db-Ab12Cd"

@@ -15,7 +15,7 @@ mocks = install(CsmMocks())
 from test_ecs_service import make  # noqa: E402
 
 from components.config import StackConfig  # noqa: E402
-from components.render import ecs as render  # noqa: E402
+from components.ecs import render  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import as_pulumi_config, load_stack_values  # noqa: E402
 

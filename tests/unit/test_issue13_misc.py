@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.eks_irsa import pod_identity_trust
+from components.eks.workload_role import pod_identity_trust
 
 
 def test_roles_chained_from_pod_identity_may_tag_the_session():

@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from components.config import StackConfig
-from components.external_secrets import CHART_VERSION as ESO_VERSION
-from components.render import kubernetes as k8s
-from components.render import load_all
+from components.eks.external_secrets import CHART_VERSION as ESO_VERSION
+from components.kubernetes import render as k8s
 from components.render_all import render_stack
 from components.spec import build_spec
 from components.stackfiles import load_stack_values
+from components.targets import file_renderers
 from policy import csm_policies
 
 DIGEST = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/csm@sha256:" + "a" * 64
@@ -561,7 +561,7 @@ def test_env_secret_skip_is_absent_without_env_secrets():
 
 
 def test_renderer_is_registered_for_eks():
-    assert load_all()["eks"] is k8s.render_files
+    assert file_renderers()["eks"] is k8s.render_files
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

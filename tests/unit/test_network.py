@@ -7,7 +7,7 @@ from csm_pulumi_mocks import AZS, CsmMocks, construct, install
 
 install(CsmMocks())
 
-from components.network import Network, NetworkArgs, subnet_cidrs  # noqa: E402
+from components.aws.network import Network, NetworkArgs, subnet_cidrs  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,7 @@ def test_log_group_without_retention_is_a_violation(props):
 
 # ------------------------------------------------------------------ security groups
 
-LB_PARENT = "csm:alb:LoadBalancer$"
+LB_PARENT = "csm:ecs:LoadBalancer$"
 
 
 def sg(*ingress: dict, **extra) -> dict:

@@ -60,6 +60,6 @@ def test_the_pack_saw_the_resources_it_governs(program):
     seen = {r.typ for r in mocks.registered} & CHECKED_TYPES
     assert {p.ECR_REPOSITORY, p.LOG_GROUP, p.SECURITY_GROUP, p.SG_INGRESS_RULE} <= seen, f"{stack}: {sorted(seen)}"
     public = [r for r in mocks.of_type(p.SG_INGRESS_RULE) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"]
-    assert public and all("csm:alb:" in urns[(r.typ, r.name)] for r in public), (
+    assert public and all("csm:ecs:LoadBalancer" in urns[(r.typ, r.name)] for r in public), (
         f"{stack}: internet-facing ingress exists only under the load balancer component"
     )

@@ -23,7 +23,7 @@ from csm_pulumi_mocks import (
 install(CsmMocks())
 
 from components.config import StackConfig  # noqa: E402
-from components.render.ecs import container_definitions  # noqa: E402
+from components.ecs.render import container_definitions  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import as_pulumi_config, load_stack_values  # noqa: E402
 

@@ -10,10 +10,10 @@ import pytest
 from botocore.validate import ParamValidator
 
 from components.config import StackConfig
-from components.render import load_all
-from components.render.ecs import container_definitions, render_files, task_definition
+from components.ecs.render import container_definitions, render_files, task_definition
 from components.spec import build_spec
 from components.stackfiles import load_stack_values
+from components.targets import file_renderers
 
 ECS = botocore.session.get_session().get_service_model("ecs")
 REGISTER = ECS.operation_model("RegisterTaskDefinition").input_shape
@@ -191,4 +191,4 @@ def test_environment_only_sets_service_settings():
 
 
 def test_ecs_renderer_is_registered():
-    assert "ecs" in load_all()
+    assert "ecs" in file_renderers()

@@ -703,3 +703,33 @@ def test_shipped_stacks_have_their_own_ecr_repository():
 def test_repository_defaults_to_service_and_stack():
     values = {k: v for k, v in DEV.items()}
     assert StackConfig.load(values, stack="qa").image_repository == "csm-qa"
+
+
+# Issue 14 item 2: each count is checked only on the targets where it means something.
+SWARM_TARGET = {"csm:target": "swarm", "csm:swarmHost": "ssh://deploy@swarm"}
+
+
+def test_swarm_replicas_need_not_lie_within_the_autoscaling_bounds_it_does_not_have():
+    cfg = StackConfig.load({**DEV, **SWARM_TARGET, "csm:serviceDesiredCount": 9}, stack="dev")
+    assert cfg.service.desired_count == 9 and cfg.scaling.max_count < 9
+
+
+def test_swarm_ignores_inverted_autoscaling_bounds():
+    StackConfig.load({**DEV, **SWARM_TARGET, "csm:scalingMinCount": 4, "csm:scalingMaxCount": 3}, stack="dev")
+
+
+def test_kubernetes_ignores_the_desired_count_the_autoscaler_replaces():
+    cfg = StackConfig.load({**DEV, **KUBE, "csm:serviceDesiredCount": 9}, stack="dev")
+    assert cfg.service.desired_count == 9
+
+
+def test_kubernetes_still_refuses_inverted_autoscaling_bounds():
+    assert_names(
+        {**DEV, **KUBE, "csm:scalingMinCount": 4, "csm:scalingMaxCount": 3}, "csm:scalingMaxCount", ">= scalingMinCount"
+    )
+
+
+def test_prod_swarm_needs_two_replicas_but_no_autoscaling_minimum():
+    prod_swarm = {**PROD, **SWARM_TARGET, "csm:scalingMinCount": 1}
+    assert_names({**prod_swarm, "csm:serviceDesiredCount": 1}, "csm:serviceDesiredCount", ">= 2 in prod")
+    assert "scalingMinCount" not in str(problems({**prod_swarm, "csm:serviceDesiredCount": 1}))

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from components import render_all
-from components.config import StackConfig
-from components.render import load_all
-from components.render import swarm as render
+from components.config import ConfigError, StackConfig
 from components.spec import build_spec
 from components.stackfiles import ROOT, load_stack_values
+from components.swarm import render
+from components.targets import file_renderers
 
 IMAGE = "registry.example.com/csm/csm@sha256:" + "a" * 64
 PROXY = "registry.example.com/csm/swarm-proxy@sha256:" + "b" * 64
@@ -47,7 +47,7 @@ def setup(overrides=None, stack="dev"):
 
 def doc(overrides=None, stack="dev", names=None) -> dict:
     cfg, spec = setup(overrides, stack)
-    return yaml.safe_load(render.render_stack(cfg, spec, names))
+    return yaml.safe_load(render.render_stack(spec, render.swarm_options(cfg), names))
 
 
 def csm(overrides=None, stack="dev") -> dict:
@@ -55,7 +55,7 @@ def csm(overrides=None, stack="dev") -> dict:
 
 
 def test_registered_for_make_render():
-    assert load_all()["swarm"] is render.render_files
+    assert file_renderers()["swarm"] is render.render_files
 
 
 def test_make_render_writes_the_stack_file(tmp_path):
@@ -66,7 +66,9 @@ def test_make_render_writes_the_stack_file(tmp_path):
 
 def test_rendered_text_is_the_stack_document():
     cfg, spec = setup()
-    assert yaml.safe_load(render.render_stack(cfg, spec)) == render.stack_document(cfg, spec)
+    assert yaml.safe_load(render.render_stack(spec, render.swarm_options(cfg))) == render.stack_document(
+        spec, render.swarm_options(cfg)
+    )
 
 
 def test_image_by_digest():
@@ -161,7 +163,7 @@ def test_secret_values_never_reach_the_stack_file():
     cfg, spec = setup()
     values = {"cassandra-password": "hunter2-but-longer-and-random", "master-key": "correct-horse-battery-staple"}
     names = {k: render.versioned_secret_name("csm", k, v) for k, v in values.items()}
-    text = render.render_stack(cfg, spec, names)
+    text = render.render_stack(spec, render.swarm_options(cfg), names)
     assert not any(v in text for v in values.values())
 
 
@@ -172,7 +174,9 @@ def test_make_render_shows_zero_versions():
 def test_a_missing_secret_name_is_refused():
     cfg, spec = setup()
     with pytest.raises(ValueError, match="master-key"):
-        render.render_stack(cfg, spec, {"cassandra-password": "csm-cassandra-password-0123456789ab"})
+        render.render_stack(
+            spec, render.swarm_options(cfg), {"cassandra-password": "csm-cassandra-password-0123456789ab"}
+        )
 
 
 def test_secret_name_is_versioned_by_content():
@@ -191,7 +195,9 @@ def test_rotating_a_secret_changes_the_stack_file():
     cfg, spec = setup()
     first = {k: render.versioned_secret_name("csm", k, "v1") for k in ("cassandra-password", "master-key")}
     second = {**first, "cassandra-password": render.versioned_secret_name("csm", "cassandra-password", "v2")}
-    assert render.render_stack(cfg, spec, first) != render.render_stack(cfg, spec, second)
+    assert render.render_stack(spec, render.swarm_options(cfg), first) != render.render_stack(
+        spec, render.swarm_options(cfg), second
+    )
 
 
 def test_resource_limits_and_reservations():
@@ -297,10 +303,9 @@ def test_endpoint_mode_comes_from_config():
 
 
 def test_dnsrr_with_the_routing_mesh_is_refused():
-    cfg, spec = setup()
-    bad = cfg.model_copy(update={"swarm": cfg.swarm.model_copy(update={"endpoint_mode": "dnsrr"})})
-    with pytest.raises(ValueError, match="dnsrr"):
-        render.render_stack(bad, spec)
+    # by the config, before anything is rendered (the renderer takes validated options only)
+    with pytest.raises(ConfigError, match="swarmEndpointMode"):
+        setup({"csm:swarmEndpointMode": "dnsrr", "csm:swarmPublishMode": "ingress"})
 
 
 def test_stop_grace_period_lets_in_flight_requests_drain():

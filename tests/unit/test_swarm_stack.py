@@ -1,4 +1,4 @@
-"""SwarmStack and the swarm target under Pulumi mocks: one rule per test.
+"""Stack and the swarm target under Pulumi mocks: one rule per test.
 
 The deploy command's stack file is asserted to be exactly the renderer's output for the
 deployed image and secret versions: the same bytes the end-to-end tests deploy."""
@@ -17,10 +17,10 @@ import yaml
 from csm_pulumi_mocks import CsmMocks, construct, run_program
 
 from components.config import StackConfig
-from components.render import swarm as render
 from components.spec import build_spec
 from components.stackfiles import as_pulumi_config, load_stack_values
-from components.swarm_stack import SwarmStack, SwarmStackArgs, endpoint_host
+from components.swarm import render
+from components.swarm.stack import Stack, StackArgs, endpoint_host
 
 IMAGE = "registry.example.com/csm/csm@sha256:" + "c" * 64
 SECRET_VALUES = {"cassandra-password": "s3cret-cassandra-password-value", "master-key": "s3cret-master-key-value"}
@@ -89,10 +89,10 @@ def make_stack(overrides=None, secret_values=None, **kw):
     spec = build_spec(cfg, IMAGE)
 
     def make():
-        stack = SwarmStack(
+        stack = Stack(
             "csm",
-            SwarmStackArgs(
-                settings=cfg,
+            StackArgs(
+                options=render.swarm_options(cfg),
                 spec=spec,
                 image_ref=IMAGE,
                 host=cfg.swarm.host,
@@ -173,9 +173,15 @@ def test_tcp_host_without_tls_is_refused():
     cfg = settings()
     spec = build_spec(cfg, IMAGE)
     with pytest.raises(ValueError, match="tcp://"):
-        SwarmStack(
+        Stack(
             "csm",
-            SwarmStackArgs(settings=cfg, spec=spec, image_ref=IMAGE, host="tcp://h:2376", secret_values=SECRET_VALUES),
+            StackArgs(
+                options=render.swarm_options(cfg),
+                spec=spec,
+                image_ref=IMAGE,
+                host="tcp://h:2376",
+                secret_values=SECRET_VALUES,
+            ),
         )
 
 
@@ -201,7 +207,7 @@ def test_destroy_removes_the_stack():
 def test_deployed_stack_file_is_exactly_the_renderers_output():
     cfg, spec, mocks, outs = make_stack()
     names = {k: render.versioned_secret_name("csm", k, v) for k, v in SECRET_VALUES.items()}
-    expected = render.render_stack(cfg, spec.with_image(IMAGE), names)
+    expected = render.render_stack(spec.with_image(IMAGE), render.swarm_options(cfg), names)
     assert mocks.one(COMMAND, "deploy").inputs["stdin"] == expected == outs["stack_file"], "csm-deploy: stdin"
 
 
@@ -265,7 +271,7 @@ def test_endpoint_host(host, expected):
 
 
 def test_registry_login_for_the_deploy():
-    from components.swarm_stack import RegistryAuth
+    from components.swarm.stack import RegistryAuth
 
     _, _, mocks, _ = make_stack(
         registry=RegistryAuth(
@@ -292,7 +298,7 @@ def program(overrides=None):
 
 def test_program_deploys_a_swarm_stack_and_exports_its_url():
     mocks = program()
-    assert mocks.one("csm:swarm:SwarmStack") and mocks.outputs["serviceUrl"] == "http://swarm-1.internal:8000"
+    assert mocks.one("csm:swarm:Stack") and mocks.outputs["serviceUrl"] == "http://swarm-1.internal:8000"
 
 
 def test_program_creates_no_ecs_resources_for_swarm():

@@ -6,7 +6,7 @@
 Reads the stack config file (Pulumi.<stack>.yaml format, with Pulumi.yaml's defaults), adds
 the image, proxy image, architecture and the secret values (one file per Pulumi secret key in
 DIR, e.g. DIR/apiTokens), checks it with the same model as `pulumi up`, and writes
-  OUT/stack.yaml    components/render/swarm.py's output, secrets named by content hash
+  OUT/stack.yaml    components/swarm/render.py's output, secrets named by content hash
   OUT/secrets.tsv   one line per Docker secret: <key> TAB <versioned name> TAB <value file>
 The secret values are only read to hash them; they are never written anywhere by this script.
 """
@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from components.config import ConfigError, StackConfig, qualify  # noqa: E402
-from components.render import swarm as render  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import project_file  # noqa: E402
+from components.swarm import render  # noqa: E402
 
 CONFIG = ROOT / "deploy" / "swarm" / "local" / "config.yaml"
 
@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
         names[key] = render.versioned_secret_name(stack, key, path.read_bytes())
         rows.append(f"{key}\t{names[key]}\t{path}\n")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / render.STACK_FILE).write_text(render.render_stack(cfg, spec, names))
+    (args.out / render.STACK_FILE).write_text(render.render_stack(spec, render.swarm_options(cfg), names))
     (args.out / "secrets.tsv").write_text("".join(rows))
     (args.out / "stack-name").write_text(stack + "\n")
     return 0

@@ -11,6 +11,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import renamed
+
 PERIOD = 60
 
 
@@ -93,7 +95,7 @@ class Alarms(pulumi.ComponentResource):
     alarm_arns: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:alarms:Alarms", name, None, opts)
+        super().__init__("csm:aws:Alarms", name, None, renamed(opts, "csm:alarms:Alarms"))
         child = pulumi.ResourceOptions(parent=self)
         t = args.thresholds
         if t.topic_arn:

@@ -12,6 +12,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import renamed
+from components.aws.policies import secrets_statements, task_policy
+
 
 def assume_role_policy(account_id: str) -> dict[str, Any]:
     return {
@@ -55,71 +58,10 @@ def execution_policy(
                 "Resource": ecr_repository_arn,
             },
         ]
-    if secret_arns:
-        statements.append(
-            {
-                "Sid": "NamedSecretsOnly",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": sorted(secret_arns),
-            }
-        )
-    if secret_arns and kms_key_arns:
-        statements.append(
-            {
-                "Sid": "DecryptSecrets",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": sorted(kms_key_arns),
-                "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
-            }
-        )
+    statements += secrets_statements(
+        secret_arns=secret_arns, kms_key_arns=kms_key_arns, region=region, actions="secretsmanager:GetSecretValue"
+    )
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def task_policy(
-    *,
-    keyspaces: bool,
-    keyspace: str,
-    region: str,
-    account_id: str,
-    execute_command: bool,
-) -> dict[str, Any] | None:
-    """None when the service needs no AWS permissions at all."""
-    statements: list[dict[str, Any]] = []
-    if keyspaces:
-        base = f"arn:aws:cassandra:{region}:{account_id}:/keyspace"
-        statements += [
-            {
-                # Create: the service runs its own migrations (CREATE KEYSPACE/TABLE IF NOT EXISTS) at start
-                "Sid": "OwnKeyspace",
-                "Effect": "Allow",
-                "Action": ["cassandra:Select", "cassandra:Modify", "cassandra:Create"],
-                "Resource": [f"{base}/{keyspace}/", f"{base}/{keyspace}/table/*"],
-            },
-            {
-                # the driver reads the system keyspaces for topology and schema
-                "Sid": "SystemKeyspacesReadOnly",
-                "Effect": "Allow",
-                "Action": "cassandra:Select",
-                "Resource": [f"{base}/system*"],
-            },
-        ]
-    if execute_command:
-        statements.append(
-            {
-                "Sid": "EcsExec",
-                "Effect": "Allow",
-                "Action": [
-                    "ssmmessages:CreateControlChannel",
-                    "ssmmessages:CreateDataChannel",
-                    "ssmmessages:OpenControlChannel",
-                    "ssmmessages:OpenDataChannel",
-                ],
-                "Resource": "*",
-            }
-        )
-    return {"Version": "2012-10-17", "Statement": statements} if statements else None
 
 
 @dataclass
@@ -139,7 +81,7 @@ class TaskRoles(pulumi.ComponentResource):
     task_role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: TaskRolesArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:iam:TaskRoles", name, None, opts)
+        super().__init__("csm:ecs:TaskRoles", name, None, renamed(opts, "csm:iam:TaskRoles"))
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         trust = account.apply(lambda a: json.dumps(assume_role_policy(a)))

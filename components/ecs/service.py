@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.render import ecs as render
+from components import per_stack, renamed
+from components.ecs import render
 from components.spec import ServiceSpec
 
 HTTPS_PORT = 443
@@ -21,7 +22,7 @@ FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
 @dataclass
-class EcsServiceArgs:
+class ServiceArgs:
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
     region: str
@@ -41,15 +42,15 @@ class EcsServiceArgs:
     execute_command: bool = False
 
 
-class EcsService(pulumi.ComponentResource):
+class Service(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     cluster_arn: pulumi.Output[str]
     service_name: pulumi.Output[str]
     task_definition_arn: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: EcsServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:ecs:EcsService", name, None, opts)
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("csm:ecs:Service", name, None, renamed(opts, "csm:ecs:EcsService"))
         child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
 
@@ -93,7 +94,7 @@ class EcsService(pulumi.ComponentResource):
         )
         task_def = aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=f"{spec.name}-{spec.stack}" if spec.stack else spec.name,
+            family=per_stack(spec.name, spec.stack),
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
             cpu=str(spec.resources.cpu_units),

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from components.render import register
+from components import per_stack
 from components.spec import ServiceSpec
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def kubernetes_options(cfg: StackConfig) -> KubernetesOptions:
 
 
 def options_from_config(cfg: StackConfig, role_arn: str | None = None) -> KubernetesOptions:
-    name = f"{cfg.name}-{cfg.stack}" if cfg.stack else cfg.name
+    name = per_stack(cfg.name, cfg.stack)
     i = cfg.ingress
     return KubernetesOptions(
         namespace=cfg.eks.namespace,
@@ -129,7 +129,7 @@ def secret_object_name(spec: ServiceSpec, secret_name: str) -> str:
 
 def load_balancer_name(spec: ServiceSpec) -> str:
     """The ALB's name (the controller's load-balancer-name annotation; at most 32 characters)."""
-    base = f"{spec.name}-{spec.stack}-eks" if spec.stack else f"{spec.name}-eks"
+    base = f"{per_stack(spec.name, spec.stack)}-eks"
     return base[:32].rstrip("-")
 
 
@@ -602,11 +602,9 @@ def _manifests(spec: ServiceSpec, opts: KubernetesOptions, flavour: str) -> dict
     return {"manifests.yaml": header + to_yaml(render_objects(spec, opts))}
 
 
-@register("eks")
 def render_files(cfg: StackConfig, spec: ServiceSpec) -> dict[str, str]:
     return _manifests(spec, options_from_config(cfg), "EKS")
 
 
-@register("kubernetes")
 def render_kubernetes_files(cfg: StackConfig, spec: ServiceSpec) -> dict[str, str]:
     return _manifests(spec, kubernetes_options(cfg), "any cluster")

@@ -1,4 +1,4 @@
-"""Swarm renderer: ServiceSpec + stack config -> the stack file ``docker stack deploy`` takes.
+"""Swarm renderer: ServiceSpec + SwarmOptions -> the stack file ``docker stack deploy`` takes.
 
 Pure: no engine, no network. The same function renders what ``make render`` writes
 (build/rendered/<stack>/swarm/stack.yaml), what the Pulumi component deploys and what the
@@ -33,14 +33,50 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from components.render import register
+from components import per_stack
 from components.spec import PLACEHOLDER_DIGEST, SecretRef, ServiceSpec
 
+if TYPE_CHECKING:
+    from components.config import StackConfig
+
 STACK_FILE = "stack.yaml"
+
+
+@dataclass(frozen=True)
+class SwarmOptions:
+    """What the stack file takes besides the spec (the csm:swarm* keys; the config validated them)."""
+
+    stack_name: str
+    endpoint_mode: str
+    publish_mode: str
+    published_port: int
+    proxy_image: str | None
+    proxy_tls_secret: str | None
+    overlay_encrypted: bool
+    aws_logs: bool
+    aws_region: str | None
+
+
+def swarm_options(cfg: StackConfig) -> SwarmOptions:
+    s = cfg.swarm
+    return SwarmOptions(
+        stack_name=s.stack_name,
+        endpoint_mode=s.endpoint_mode,
+        publish_mode=s.publish_mode,
+        published_port=s.published_port,
+        proxy_image=s.proxy_image,
+        proxy_tls_secret=s.proxy_tls_secret,
+        overlay_encrypted=s.overlay_encrypted,
+        aws_logs=s.aws_logs,
+        aws_region=cfg.aws_region,
+    )
+
+
 NETWORK = "backend"
 PROXY_SERVICE = "proxy"
 PROXY_PORT = 8080
@@ -85,9 +121,9 @@ def secret_key(secret: SecretRef) -> str:
     return secret.name
 
 
-def secret_keys(cfg: Any, spec: ServiceSpec) -> list[str]:
+def secret_keys(spec: ServiceSpec, opts: SwarmOptions) -> list[str]:
     """Every Docker secret of the stack: the service's, plus the proxy's certificate when TLS is on."""
-    return [secret_key(s) for s in spec.secrets] + ([PROXY_TLS_KEY] if cfg.swarm.proxy_tls_secret else [])
+    return [secret_key(s) for s in spec.secrets] + ([PROXY_TLS_KEY] if opts.proxy_tls_secret else [])
 
 
 def secret_target(secret: SecretRef) -> str:
@@ -95,7 +131,7 @@ def secret_target(secret: SecretRef) -> str:
 
 
 def log_group_name(spec: ServiceSpec) -> str:
-    return f"/swarm/{spec.name}-{spec.stack}" if spec.stack else f"/swarm/{spec.name}"
+    return f"/swarm/{per_stack(spec.name, spec.stack)}"
 
 
 def _seconds(value: int) -> str:
@@ -113,12 +149,12 @@ def _cpus(units: float) -> str:
     return f"{units / 1024:.3f}".rstrip("0").rstrip(".")
 
 
-def _logging(cfg: Any, spec: ServiceSpec, stream: str) -> dict[str, Any]:
-    if cfg.swarm.aws_logs:
+def _logging(spec: ServiceSpec, opts: SwarmOptions, stream: str) -> dict[str, Any]:
+    if opts.aws_logs:
         return {
             "driver": "awslogs",
             "options": {
-                "awslogs-region": cfg.aws_region or "",
+                "awslogs-region": opts.aws_region or "",
                 "awslogs-group": log_group_name(spec),
                 "awslogs-create-group": "false",  # the component creates it, with its retention
                 "tag": f"{stream}/{{{{.Name}}}}",  # the stream: <service>/<task container name>
@@ -145,7 +181,7 @@ def _hardening(spec: ServiceSpec) -> dict[str, Any]:
     return {"user": sec.user, "read_only": sec.read_only_root_fs, "cap_drop": list(sec.drop_capabilities)}
 
 
-def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) -> dict[str, Any]:
+def csm_service(spec: ServiceSpec, opts: SwarmOptions, secret_names: Mapping[str, str]) -> dict[str, Any]:
     sec, h = spec.security, spec.health
     env = dict(spec.env)
     mounts = []
@@ -185,16 +221,16 @@ def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) ->
     }
     if mounts:
         service["secrets"] = mounts
-    if cfg.swarm.publish_mode == "ingress":
+    if opts.publish_mode == "ingress":
         service["ports"] = [
-            {"target": spec.port, "published": cfg.swarm.published_port, "protocol": "tcp", "mode": "ingress"}
+            {"target": spec.port, "published": opts.published_port, "protocol": "tcp", "mode": "ingress"}
         ]
-    service["logging"] = _logging(cfg, spec, spec.name)
+    service["logging"] = _logging(spec, opts, spec.name)
     cpus = _cpus(spec.resources.cpu_units)
     service["deploy"] = {
         "mode": "replicated",
         "replicas": spec.scaling.desired,
-        "endpoint_mode": cfg.swarm.endpoint_mode,
+        "endpoint_mode": opts.endpoint_mode,
         "labels": {"csm.stack": spec.stack, "csm.environment": spec.environment},
         "resources": {
             "limits": {"cpus": cpus, "memory": f"{spec.resources.memory_mib}M", "pids": PIDS_LIMIT},
@@ -223,9 +259,9 @@ def csm_service(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str]) ->
     return service
 
 
-def proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
-    service = _proxy_service(cfg, spec)
-    if cfg.swarm.proxy_tls_secret:
+def proxy_service(spec: ServiceSpec, opts: SwarmOptions) -> dict[str, Any]:
+    service = _proxy_service(spec, opts)
+    if opts.proxy_tls_secret:
         # TLS at the proxy: HAProxy serves HTTPS only on the published port (haproxy.cfg, PROXY_TLS_CERT).
         service["environment"]["PROXY_TLS_CERT"] = PROXY_TLS_PATH
         service["secrets"] = [
@@ -240,9 +276,9 @@ def proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
     return service
 
 
-def _proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
+def _proxy_service(spec: ServiceSpec, opts: SwarmOptions) -> dict[str, Any]:
     return {
-        "image": cfg.swarm.proxy_image or PROXY_PLACEHOLDER,
+        "image": opts.proxy_image or PROXY_PLACEHOLDER,
         "environment": {
             "PROXY_PORT": str(PROXY_PORT),
             "PROXY_MONITOR_PORT": str(PROXY_MONITOR_PORT),  # the health check's loopback-only monitor
@@ -262,8 +298,8 @@ def _proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
         "stop_signal": "SIGUSR1",  # HAProxy's soft stop: finish in-flight requests
         "stop_grace_period": "30s",
         "networks": [NETWORK],
-        "ports": [{"target": PROXY_PORT, "published": cfg.swarm.published_port, "protocol": "tcp", "mode": "host"}],
-        "logging": _logging(cfg, spec, PROXY_SERVICE),
+        "ports": [{"target": PROXY_PORT, "published": opts.published_port, "protocol": "tcp", "mode": "host"}],
+        "logging": _logging(spec, opts, PROXY_SERVICE),
         "deploy": {
             "mode": "global",  # one per node: each node's published port answers
             "labels": {"csm.stack": spec.stack, "csm.environment": spec.environment},
@@ -287,34 +323,32 @@ def _proxy_service(cfg: Any, spec: ServiceSpec) -> dict[str, Any]:
     }
 
 
-def placeholder_secret_names(cfg: Any, spec: ServiceSpec) -> dict[str, str]:
+def placeholder_secret_names(spec: ServiceSpec, opts: SwarmOptions) -> dict[str, str]:
     """What ``make render`` shows for secret versions it cannot know: ...-000000000000."""
     names = {}
-    for key in secret_keys(cfg, spec):
-        real = versioned_secret_name(cfg.swarm.stack_name, key, b"")
+    for key in secret_keys(spec, opts):
+        real = versioned_secret_name(opts.stack_name, key, b"")
         names[key] = real[:-SECRET_VERSION_CHARS] + PLACEHOLDER_VERSION
     return names
 
 
-def stack_document(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+def stack_document(
+    spec: ServiceSpec, opts: SwarmOptions, secret_names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The stack file as data. ``secret_names``: secret key -> versioned Docker secret name."""
-    keys = secret_keys(cfg, spec)
-    names = dict(placeholder_secret_names(cfg, spec) if secret_names is None else secret_names)
+    keys = secret_keys(spec, opts)
+    names = dict(placeholder_secret_names(spec, opts) if secret_names is None else secret_names)
     missing = [k for k in keys if k not in names]
     if missing:
         raise ValueError(f"no versioned Docker secret name for {', '.join(missing)}")
     bad = [n for n in names.values() if not SECRET_NAME.match(n)]
     if bad:
         raise ValueError(f"not valid Docker secret names: {', '.join(bad)}")
-    if cfg.swarm.endpoint_mode == "dnsrr" and cfg.swarm.publish_mode == "ingress":
-        raise ValueError(
-            "endpoint_mode dnsrr cannot publish through the ingress routing mesh (use swarmPublishMode host)"
-        )
-    services = {spec.name: csm_service(cfg, spec, names)}
-    if cfg.swarm.publish_mode == "host":
-        services[PROXY_SERVICE] = proxy_service(cfg, spec)
+    services = {spec.name: csm_service(spec, opts, names)}
+    if opts.publish_mode == "host":
+        services[PROXY_SERVICE] = proxy_service(spec, opts)
     network: dict[str, Any] = {"driver": "overlay"}
-    if cfg.swarm.overlay_encrypted:
+    if opts.overlay_encrypted:
         network["driver_opts"] = {"encrypted": "true"}
     doc: dict[str, Any] = {"services": services, "networks": {NETWORK: network}}
     if keys:
@@ -323,8 +357,8 @@ def stack_document(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str] 
 
 
 HEADER = """\
-# CSM on Docker Swarm: stack '{stack}', rendered by components/render/swarm.py from the stack
-# config. Deploy it as the Pulumi component does (components/swarm_stack.py):
+# CSM on Docker Swarm: stack '{stack}', rendered by components/swarm/render.py from the stack
+# config. Deploy it as the Pulumi component does (components/swarm/stack.py):
 #   deploy/swarm/stack-deploy {stack} < stack.yaml
 # (docker stack deploy --with-registry-auth --prune --detach=false -c - {stack}).
 # The Docker secrets it names must exist: their names end in the first 12 hex digits of the
@@ -334,11 +368,10 @@ HEADER = """\
 """
 
 
-def render_stack(cfg: Any, spec: ServiceSpec, secret_names: Mapping[str, str] | None = None) -> str:
-    doc = stack_document(cfg, spec, secret_names)
-    return HEADER.format(stack=cfg.swarm.stack_name) + yaml.safe_dump(doc, sort_keys=False, width=1000)
+def render_stack(spec: ServiceSpec, opts: SwarmOptions, secret_names: Mapping[str, str] | None = None) -> str:
+    doc = stack_document(spec, opts, secret_names)
+    return HEADER.format(stack=opts.stack_name) + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 
-@register("swarm")
-def render_files(cfg: Any, spec: ServiceSpec) -> dict[str, str]:
-    return {STACK_FILE: render_stack(cfg, spec)}
+def render_files(cfg: StackConfig, spec: ServiceSpec) -> dict[str, str]:
+    return {STACK_FILE: render_stack(spec, swarm_options(cfg))}

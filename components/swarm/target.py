@@ -1,4 +1,4 @@
-"""The Docker Swarm target: the stack config mapped onto a SwarmStack (components/swarm_stack.py).
+"""The Docker Swarm target: the stack config mapped onto a Stack (components/swarm/stack.py).
 
 Secret values come from AWS Secrets Manager (csm:secretSource aws: the current version of
 each named secret) or from Pulumi config secrets (csm:secretSource pulumi: ``pulumi config
@@ -13,9 +13,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import NAMESPACE, StackConfig
-from components.render import swarm as render
 from components.spec import SecretRef, ServiceSpec
-from components.swarm_stack import RegistryAuth, SwarmStack, SwarmStackArgs
+from components.swarm import render
+from components.swarm.stack import RegistryAuth, Stack, StackArgs
 from components.targets import DeployedImage
 
 
@@ -37,16 +37,14 @@ def registry_auth(image: DeployedImage, opts: pulumi.InvokeOutputOptions) -> Reg
     )
 
 
-def target_args(
-    cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
-) -> SwarmStackArgs:
+def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions) -> StackArgs:
     providers = opts.providers if isinstance(opts.providers, dict) else {}
     invoke = pulumi.InvokeOutputOptions(provider=providers.get("aws"))
     s = cfg.swarm
     if s.host is None:  # the config rules refuse this; a clear error if someone skips them
         raise ValueError("csm:swarmHost is required with target swarm")
-    return SwarmStackArgs(
-        settings=cfg,
+    return StackArgs(
+        options=render.swarm_options(cfg),
         spec=spec,
         image_ref=image.ref,
         host=s.host,
@@ -77,7 +75,7 @@ def target_args(
 def deploy(
     cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
 ) -> dict[str, pulumi.Input]:
-    target = SwarmStack(cfg.name, target_args(cfg, spec, image, opts), opts=opts)
+    target = Stack(cfg.name, target_args(cfg, spec, image, opts), opts=opts)
     return {
         "serviceUrl": target.service_url,
         "swarmStack": target.stack_name,

@@ -14,8 +14,9 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.eks_irsa import WorkloadRole, WorkloadRoleArgs
-from components.render.kubernetes import ESO_NAMESPACE, ESO_SERVICE_ACCOUNT
+from components import renamed
+from components.eks.workload_role import WorkloadRole, WorkloadRoleArgs
+from components.kubernetes.render import ESO_NAMESPACE, ESO_SERVICE_ACCOUNT
 
 CHART = "external-secrets"
 CHART_REPO = "https://charts.external-secrets.io"
@@ -59,7 +60,9 @@ class ExternalSecretsOperator(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:external_secrets:ExternalSecretsOperator", name, None, opts)
+        super().__init__(
+            "csm:eks:ExternalSecretsOperator", name, None, renamed(opts, "csm:external_secrets:ExternalSecretsOperator")
+        )
         child = pulumi.ResourceOptions(parent=self)
         psa = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "audit", "warn")}
         psa.update(

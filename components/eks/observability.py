@@ -1,6 +1,6 @@
 """CloudWatch Container Insights on EKS: the amazon-cloudwatch-observability add-on, its agent's
 IAM role (CloudWatchAgentServerPolicy, through IRSA or Pod Identity), and a lookup of the ALB the
-load balancer controller made for the Ingress, so the ECS alarm set (components/alarms.py) can
+load balancer controller made for the Ingress, so the ECS alarm set (components/aws/alarms.py) can
 watch it."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.eks_irsa import WorkloadRole, WorkloadRoleArgs
+from components import renamed
+from components.eks.workload_role import WorkloadRole, WorkloadRoleArgs
 
 ADDON = "amazon-cloudwatch-observability"
 AGENT_NAMESPACE = "amazon-cloudwatch"
@@ -43,7 +44,9 @@ class ContainerInsights(pulumi.ComponentResource):
     agent_role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: ContainerInsightsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:eks_observability:ContainerInsights", name, None, opts)
+        super().__init__(
+            "csm:eks:ContainerInsights", name, None, renamed(opts, "csm:eks_observability:ContainerInsights")
+        )
         child = pulumi.ResourceOptions(parent=self)
         role = WorkloadRole(
             f"{name}-agent",

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components import renamed
+
 
 def subnet_cidrs(vpc_cidr: str, az_count: int) -> tuple[list[str], list[str]]:
     """Public subnets from the bottom of the VPC range, private ones from the middle."""
@@ -46,7 +48,7 @@ class Network(pulumi.ComponentResource):
     availability_zones: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:network:Network", name, None, opts)
+        super().__init__("csm:aws:Network", name, None, renamed(opts, "csm:network:Network"))
         invoke = pulumi.InvokeOutputOptions(parent=self)
         if args.vpc_id is None:
             self._create(name, args, invoke)

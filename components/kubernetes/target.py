@@ -1,7 +1,7 @@
 """The Kubernetes target: CSM on any cluster named by a kubeconfig and context; no AWS at all.
 
-``KubernetesTarget`` is a provider for that cluster plus ``KubernetesApp``, the same component
-(and the same renderer, components/render/kubernetes.py) the EKS target applies; EKS adds its AWS
+``Target`` is a provider for that cluster plus ``App``, the same component
+(and the same renderer, components/kubernetes/render.py) the EKS target applies; EKS adds its AWS
 extras around it. What a cluster may lack (metrics-server for the HPA, a CNI that enforces
 NetworkPolicies, an Ingress controller, the External Secrets Operator) is a documented
 prerequisite (docs/kubernetes.md), not installed here.
@@ -19,14 +19,14 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.config import NAMESPACE, StackConfig
-from components.k8s_app import KubernetesApp, KubernetesAppArgs
-from components.render import kubernetes as render
+from components.kubernetes import render
+from components.kubernetes.app import App, AppArgs
 from components.spec import ServiceSpec
 from components.targets import DeployedImage
 
 
 @dataclass
-class KubernetesTargetArgs:
+class TargetArgs:
     spec: ServiceSpec
     options: render.KubernetesOptions
     image_ref: pulumi.Input[str]
@@ -89,11 +89,11 @@ def reachable(kubeconfig: str, context: str | None, timeout: float = 10.0) -> st
     return kubeconfig
 
 
-class KubernetesTarget(pulumi.ComponentResource):
+class Target(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     namespace: pulumi.Output[str]
 
-    def __init__(self, name: str, args: KubernetesTargetArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("csm:kubernetes:Target", name, None, opts)
         provider = k8s.Provider(
             f"{name}-cluster",
@@ -103,9 +103,9 @@ class KubernetesTarget(pulumi.ComponentResource):
             delete_unreachable=False,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["kubeconfig"]),
         )
-        app = KubernetesApp(
+        app = App(
             f"{name}-k8s",
-            KubernetesAppArgs(
+            AppArgs(
                 spec=args.spec,
                 options=args.options,
                 image_ref=args.image_ref,
@@ -126,9 +126,9 @@ def deploy(
     config = pulumi.Config(NAMESPACE)
     values = {s.name: config.require_secret(s.ref) for s in spec.secrets} if cfg.secrets.source == "pulumi" else {}
     k = cfg.kubernetes
-    target = KubernetesTarget(
+    target = Target(
         cfg.name,
-        KubernetesTargetArgs(
+        TargetArgs(
             spec=spec,
             options=render.kubernetes_options(cfg),
             image_ref=image.ref,

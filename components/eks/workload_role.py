@@ -13,6 +13,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from components import renamed
+
 IdentityMode = Literal["irsa", "pod-identity"]
 
 
@@ -71,31 +73,6 @@ def pod_identity_trust(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def secrets_policy(*, secret_arns: Sequence[str], kms_key_arns: Sequence[str], region: str) -> list[dict[str, Any]]:
-    """Read exactly the named secrets (what External Secrets Operator calls), decrypt them with the given keys."""
-    if not secret_arns:
-        return []
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "NamedSecretsOnly",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-            "Resource": sorted(secret_arns),
-        }
-    ]
-    if kms_key_arns:
-        statements.append(
-            {
-                "Sid": "DecryptSecrets",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": sorted(kms_key_arns),
-                "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
-            }
-        )
-    return statements
-
-
 @dataclass
 class WorkloadRoleArgs:
     mode: IdentityMode
@@ -118,7 +95,7 @@ class WorkloadRole(pulumi.ComponentResource):
     role_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: WorkloadRoleArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:eks_irsa:WorkloadRole", name, None, opts)
+        super().__init__("csm:eks:WorkloadRole", name, None, renamed(opts, "csm:eks_irsa:WorkloadRole"))
         child = pulumi.ResourceOptions(parent=self)
         if args.mode == "irsa":
             if args.oidc_provider_arn is None or args.oidc_issuer is None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components import renamed
+
 
 @dataclass
 class LoadBalancerArgs:
@@ -41,7 +43,7 @@ class LoadBalancer(pulumi.ComponentResource):
     https: bool
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:alb:LoadBalancer", name, None, opts)
+        super().__init__("csm:ecs:LoadBalancer", name, None, renamed(opts, "csm:alb:LoadBalancer"))
         child = pulumi.ResourceOptions(parent=self)
         self.https = args.certificate_arn is not None
         sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id, description=f"{name} load balancer", opts=child)

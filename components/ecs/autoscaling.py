@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import renamed
+
 
 @dataclass
 class AutoscalingArgs:
@@ -27,7 +29,7 @@ class Autoscaling(pulumi.ComponentResource):
     resource_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:autoscaling:Autoscaling", name, None, opts)
+        super().__init__("csm:ecs:Autoscaling", name, None, renamed(opts, "csm:autoscaling:Autoscaling"))
         child = pulumi.ResourceOptions(parent=self)
         target = aws.appautoscaling.Target(
             f"{name}-target",

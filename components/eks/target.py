@@ -1,7 +1,7 @@
 """The EKS target: cluster (existing or new), the service's IAM role, External Secrets Operator,
 the Kubernetes objects, Container Insights and the alarm set.
 
-``EksTarget`` composes the components; ``deploy`` maps the stack config onto its args (the
+``Target`` composes the components; ``deploy`` maps the stack config onto its args (the
 target-dispatch entry point, see components/targets.py).
 """
 
@@ -14,32 +14,33 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Alarms, AlarmsArgs, AlarmThresholds, eks_service_metrics
+from components import per_stack, renamed
+from components.aws.alarms import Alarms, AlarmsArgs, AlarmThresholds, eks_service_metrics
+from components.aws.network import NetworkArgs
+from components.aws.policies import secrets_policy, task_policy
 from components.config import StackConfig
-from components.eks_cluster import EksCluster, EksClusterArgs
-from components.eks_irsa import WorkloadRole, WorkloadRoleArgs, secrets_policy
-from components.eks_observability import (
+from components.eks.cluster import Cluster, ClusterArgs
+from components.eks.external_secrets import ExternalSecretsArgs, ExternalSecretsOperator
+from components.eks.observability import (
     ContainerInsights,
     ContainerInsightsArgs,
     application_log_group,
     dashboard_url,
     ingress_alb_suffixes,
 )
-from components.external_secrets import ExternalSecretsArgs, ExternalSecretsOperator
-from components.iam import task_policy
-from components.k8s_app import KubernetesApp, KubernetesAppArgs
-from components.network import NetworkArgs
-from components.render import kubernetes as render
+from components.eks.workload_role import WorkloadRole, WorkloadRoleArgs
+from components.kubernetes import render
+from components.kubernetes.app import App, AppArgs
 from components.spec import ServiceSpec
 from components.targets import DeployedImage
 
 
 @dataclass
-class EksTargetArgs:
+class TargetArgs:
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
     region: str
-    cluster: EksClusterArgs
+    cluster: ClusterArgs
     options: render.KubernetesOptions
     install_external_secrets: bool = True
     container_insights: bool = True
@@ -77,7 +78,7 @@ def needs_role(spec: ServiceSpec, options: render.KubernetesOptions) -> bool:
     return bool(spec.secrets and options.external_secrets) or spec.datastore.keyspaces
 
 
-class EksTarget(pulumi.ComponentResource):
+class Target(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
     namespace: pulumi.Output[str]
@@ -86,13 +87,13 @@ class EksTarget(pulumi.ComponentResource):
     dashboard_url: pulumi.Output[str]
     alarm_topic_arn: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: EksTargetArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:eks:EksTarget", name, None, opts)
+    def __init__(self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("csm:eks:Target", name, None, renamed(opts, "csm:eks:EksTarget"))
         spec, options = args.spec, args.options
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
-        cluster = EksCluster(f"{name}-cluster", args.cluster, opts=child)
+        cluster = Cluster(f"{name}-cluster", args.cluster, opts=child)
         if args.cluster.mode == "create" and args.cluster.node_mode == "fargate":
             # https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html (refused in prod by the config model)
             pulumi.log.warn(
@@ -155,9 +156,9 @@ class EksTarget(pulumi.ComponentResource):
         else:
             options = dataclasses.replace(options, role_arn=None)
 
-        app = KubernetesApp(
+        app = App(
             f"{name}-k8s",
-            KubernetesAppArgs(
+            AppArgs(
                 spec=spec,
                 options=options,
                 image_ref=args.image_ref,
@@ -235,15 +236,15 @@ def target_args(
     spec: ServiceSpec,
     image: DeployedImage,
     secret_values: Mapping[str, pulumi.Input[str]] | None = None,
-) -> EksTargetArgs:
+) -> TargetArgs:
     e, n, a = cfg.eks, cfg.network, cfg.alarms
     options = render.options_from_config(cfg)
-    cluster_name = e.cluster_name or (f"{cfg.name}-{cfg.stack}" if cfg.stack else cfg.name)
-    return EksTargetArgs(
+    cluster_name = e.cluster_name or per_stack(cfg.name, cfg.stack)
+    return TargetArgs(
         spec=spec,
         image_ref=image.ref,
         region=cfg.aws_region or "",
-        cluster=EksClusterArgs(
+        cluster=ClusterArgs(
             cluster_name=cluster_name,
             mode=e.cluster_mode,
             kubeconfig=e.kubeconfig,
@@ -288,7 +289,7 @@ def deploy(
 ) -> dict[str, pulumi.Input]:
     config = pulumi.Config("csm")
     values = {s.name: config.require_secret(s.ref) for s in spec.secrets} if cfg.secrets.source == "pulumi" else {}
-    target = EksTarget(cfg.name, target_args(cfg, spec, image, values), opts=opts)
+    target = Target(cfg.name, target_args(cfg, spec, image, values), opts=opts)
     outputs: dict[str, pulumi.Input] = {
         "serviceUrl": target.service_url,
         "cluster": target.cluster_name,

@@ -2,7 +2,7 @@
 
 ``existing``: the cluster named in config; its kubeconfig comes from config (a secret) and its
 OIDC issuer from the EKS API (IRSA roles trust the IAM OIDC provider of that issuer, which the
-cluster's owners have created). ``create``: a VPC (components/network.py), a pulumi-eks cluster
+cluster's owners have created). ``create``: a VPC (components/aws/network.py), a pulumi-eks cluster
 (API authentication, OIDC provider, VPC CNI with NetworkPolicy enforcement, control-plane logs)
 and either a managed node group (Graviton or x86, IMDSv2 with hop limit 1 so pods cannot borrow
 the node role, encrypted gp3 root volumes) or a Fargate profile.
@@ -20,7 +20,8 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.network import Network, NetworkArgs
+from components import renamed
+from components.aws.network import Network, NetworkArgs
 
 AMI_TYPES = {"arm64": "AL2023_ARM_64_STANDARD", "x86_64": "AL2023_x86_64_STANDARD"}
 NODE_POLICIES = (
@@ -94,7 +95,7 @@ def cluster_autoscaler_values(cluster_name: str, region: str | None, kubernetes_
 
 
 @dataclass
-class EksClusterArgs:
+class ClusterArgs:
     cluster_name: str
     mode: Literal["create", "existing"]
     kubeconfig: pulumi.Input[str] | None = None  # existing
@@ -130,7 +131,7 @@ def node_trust() -> dict:
     }
 
 
-class EksCluster(pulumi.ComponentResource):
+class Cluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
@@ -138,8 +139,8 @@ class EksCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     workers: list[pulumi.Resource]  # what must exist before pods can be scheduled
 
-    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:eks_cluster:EksCluster", name, None, opts)
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("csm:eks:Cluster", name, None, renamed(opts, "csm:eks_cluster:EksCluster"))
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         self.workers = []
@@ -217,7 +218,7 @@ class EksCluster(pulumi.ComponentResource):
             }
         )
 
-    def _scaling(self, name: str, args: EksClusterArgs) -> None:
+    def _scaling(self, name: str, args: ClusterArgs) -> None:
         """What makes the HPA and the node group act: metrics-server, and the Cluster Autoscaler for managed nodes."""
         if args.metrics_server:
             aws.eks.Addon(
@@ -230,7 +231,7 @@ class EksCluster(pulumi.ComponentResource):
             )
         if not (args.node_autoscaler and args.node_mode == "managed"):
             return
-        from components.eks_irsa import WorkloadRole, WorkloadRoleArgs
+        from components.eks.workload_role import WorkloadRole, WorkloadRoleArgs
 
         role = WorkloadRole(
             f"{name}-autoscaler",
@@ -262,7 +263,7 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(self.workers)),
         )
 
-    def _node_group(self, name: str, args: EksClusterArgs, network: Network, cluster: eks.Cluster) -> aws.eks.NodeGroup:
+    def _node_group(self, name: str, args: ClusterArgs, network: Network, cluster: eks.Cluster) -> aws.eks.NodeGroup:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-node",

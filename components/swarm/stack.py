@@ -1,11 +1,11 @@
-"""SwarmStack: CSM deployed to a Docker Swarm as one `docker stack`.
+"""Stack: CSM deployed to a Docker Swarm as one `docker stack`.
 
 - A pulumi-docker ``Provider`` pointed at the Swarm manager (``ssh://``, or ``tcp://`` with
   TLS material), and one ``docker.Secret`` per secret through it. Docker secrets are
   immutable, so each is named after a hash of its content (``versioned_secret_name``): a new
   value is a new secret, which changes the stack file, which rolls the service; Pulumi
   deletes the old secret after the deploy that stopped using it.
-- The stack file rendered by components/render/swarm.py with the image digest and those
+- The stack file rendered by components/swarm/render.py with the image digest and those
   secret names: the same renderer and the same bytes as ``make render`` and the end-to-end
   tests (which deploy it to a real local Swarm).
 - A pulumi-command ``local.Command`` that runs deploy/swarm/stack-deploy with the stack file
@@ -30,8 +30,9 @@ import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.render import swarm as render
+from components import renamed
 from components.spec import ServiceSpec
+from components.swarm import render
 
 DEPLOY_SCRIPT = "deploy/swarm/stack-deploy"
 REMOVE_SCRIPT = "deploy/swarm/stack-rm"
@@ -45,8 +46,8 @@ class RegistryAuth:
 
 
 @dataclass
-class SwarmStackArgs:
-    settings: Any  # the parsed StackConfig: the renderer reads its swarm settings and region
+class StackArgs:
+    options: render.SwarmOptions
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
     host: str  # ssh://user@host, tcp://host:port (TLS) or unix:///path
@@ -72,24 +73,24 @@ def endpoint_host(host: str) -> str:
     return urlsplit(host).hostname or host
 
 
-class SwarmStack(pulumi.ComponentResource):
+class Stack(pulumi.ComponentResource):
     stack_name: pulumi.Output[str]
     stack_file: pulumi.Output[str]
     secret_names: pulumi.Output[dict]
     service_url: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: SwarmStackArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:swarm:SwarmStack", name, None, opts)
-        cfg, spec = args.settings, args.spec
-        stack = cfg.swarm.stack_name
-        keys = render.secret_keys(cfg, spec)
+    def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("csm:swarm:Stack", name, None, renamed(opts, "csm:swarm:SwarmStack"))
+        options, spec = args.options, args.spec
+        stack = options.stack_name
+        keys = render.secret_keys(spec, options)
         missing = sorted(set(keys) - set(args.secret_values))
         if missing:
-            raise ValueError(f"SwarmStack {name}: no value for secret(s) {', '.join(missing)}")
+            raise ValueError(f"Stack {name}: no value for secret(s) {', '.join(missing)}")
         tls = (args.tls_ca_cert, args.tls_cert, args.tls_key)
         if args.host.startswith("tcp://") and any(t is None for t in tls):
-            raise ValueError(f"SwarmStack {name}: a tcp:// host needs tls_ca_cert, tls_cert and tls_key")
+            raise ValueError(f"Stack {name}: a tcp:// host needs tls_ca_cert, tls_cert and tls_key")
 
         provider = docker.Provider(
             f"{name}-docker",
@@ -127,7 +128,7 @@ class SwarmStack(pulumi.ComponentResource):
 
         depends: list[pulumi.Resource] = list(secrets)
         self.log_group_name = pulumi.Output.from_input("")
-        if cfg.swarm.aws_logs:
+        if options.aws_logs:
             log_group = aws.cloudwatch.LogGroup(
                 f"{name}-logs",
                 name=render.log_group_name(spec),
@@ -139,7 +140,7 @@ class SwarmStack(pulumi.ComponentResource):
 
         self.secret_names = pulumi.Output.all(**names) if names else pulumi.Output.from_input({})
         self.stack_file = pulumi.Output.all(image=args.image_ref, names=self.secret_names).apply(
-            lambda a: render.render_stack(cfg, spec.with_image(a["image"]), a["names"])
+            lambda a: render.render_stack(spec.with_image(a["image"]), options, a["names"])
         )
 
         environment: dict[str, pulumi.Input[str]] = {
@@ -172,8 +173,8 @@ class SwarmStack(pulumi.ComponentResource):
         )
 
         self.stack_name = pulumi.Output.from_input(stack)
-        scheme = "https" if cfg.swarm.proxy_tls_secret else "http"
-        url = f"{scheme}://{endpoint_host(args.host)}:{cfg.swarm.published_port}"
+        scheme = "https" if options.proxy_tls_secret else "http"
+        url = f"{scheme}://{endpoint_host(args.host)}:{options.published_port}"
         # Known once the deploy converged: a failed or rolled-back rollout fails the command.
         self.service_url = self.deploy.stdout.apply(lambda _: url)
         self.register_outputs(

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from components.render import register
+from components import per_stack
 from components.spec import ServiceSpec
 
 ACCOUNT_PLACEHOLDER = "000000000000"
@@ -23,7 +23,7 @@ ARCHITECTURES = {"arm64": "ARM64", "x86_64": "X86_64"}
 
 
 def log_group_name(spec: ServiceSpec) -> str:
-    return f"/ecs/{spec.name}-{spec.stack}" if spec.stack else f"/ecs/{spec.name}"
+    return f"/ecs/{per_stack(spec.name, spec.stack)}"
 
 
 def secret_arn_placeholder(ref: str, region: str | None) -> str:
@@ -143,14 +143,13 @@ def task_definition(
     }
 
 
-@register("ecs")
 def render_files(cfg: Any, spec: ServiceSpec) -> dict[str, str]:
     region = spec.region or "us-east-1"
     arns = {s.ref: secret_arn_placeholder(s.ref, region) for s in spec.secrets}
     if spec.registry_credentials:
         arns[spec.registry_credentials] = secret_arn_placeholder(spec.registry_credentials, region)
     account = ACCOUNT_PLACEHOLDER
-    family = f"{spec.name}-{spec.stack}"
+    family = per_stack(spec.name, spec.stack)
     taskdef = task_definition(
         spec,
         family=family,

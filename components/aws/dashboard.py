@@ -10,6 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import renamed
+
 
 def dashboard_body(
     *, region: str, cluster: str, service: str, alb: str, target_group: str, alarm_arns: Sequence[str]
@@ -112,7 +114,7 @@ class Dashboard(pulumi.ComponentResource):
     url: pulumi.Output[str]
 
     def __init__(self, name: str, args: DashboardArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:dashboard:Dashboard", name, None, opts)
+        super().__init__("csm:aws:Dashboard", name, None, renamed(opts, "csm:dashboard:Dashboard"))
         body = pulumi.Output.all(
             args.cluster_name, args.service_name, args.alb_arn_suffix, args.target_group_arn_suffix, args.alarm_arns
         ).apply(

@@ -1,6 +1,6 @@
 """The ECS Fargate target: network, load balancer, IAM, service, autoscaling, alarms, dashboard.
 
-``EcsTarget`` composes the components; ``deploy`` maps the stack config onto its args (the
+``Target`` composes the components; ``deploy`` maps the stack config onto its args (the
 target-dispatch entry point, see components/targets.py).
 """
 
@@ -12,21 +12,22 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Alarms, AlarmsArgs, AlarmThresholds
-from components.alb import LoadBalancer, LoadBalancerArgs
-from components.autoscaling import Autoscaling, AutoscalingArgs
+from components import per_stack, renamed
+from components.aws.alarms import Alarms, AlarmsArgs, AlarmThresholds
+from components.aws.dashboard import Dashboard, DashboardArgs
+from components.aws.network import Network, NetworkArgs
 from components.config import StackConfig
-from components.dashboard import Dashboard, DashboardArgs
-from components.ecs_service import EcsService, EcsServiceArgs
-from components.iam import TaskRoles, TaskRolesArgs
-from components.network import Network, NetworkArgs
-from components.render import ecs as render
+from components.ecs import render
+from components.ecs.autoscaling import Autoscaling, AutoscalingArgs
+from components.ecs.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.ecs.service import Service, ServiceArgs
+from components.ecs.task_roles import TaskRoles, TaskRolesArgs
 from components.spec import ServiceSpec
 from components.targets import DeployedImage
 
 
 @dataclass
-class EcsTargetArgs:
+class TargetArgs:
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
     region: str
@@ -49,7 +50,7 @@ class EcsTargetArgs:
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
 
 
-class EcsTarget(pulumi.ComponentResource):
+class Target(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     dashboard_url: pulumi.Output[str]
@@ -57,8 +58,8 @@ class EcsTarget(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     alarm_topic_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: EcsTargetArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:ecs:EcsTarget", name, None, opts)
+    def __init__(self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("csm:ecs:Target", name, None, renamed(opts, "csm:ecs:EcsTarget"))
         child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -121,9 +122,9 @@ class EcsTarget(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        service = EcsService(
+        service = Service(
             f"{name}-svc",
-            EcsServiceArgs(
+            ServiceArgs(
                 spec=spec,
                 image_ref=args.image_ref,
                 region=args.region,
@@ -173,7 +174,7 @@ class EcsTarget(pulumi.ComponentResource):
             opts=child,
         )
         dashboard = Dashboard(
-            f"{spec.name}-{spec.stack}" if spec.stack else spec.name,
+            per_stack(spec.name, spec.stack),
             DashboardArgs(
                 region=args.region,
                 cluster_name=service.cluster_name,
@@ -205,9 +206,9 @@ class EcsTarget(pulumi.ComponentResource):
         )
 
 
-def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> EcsTargetArgs:
+def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> TargetArgs:
     n, i, e, a = cfg.network, cfg.ingress, cfg.ecs, cfg.alarms
-    return EcsTargetArgs(
+    return TargetArgs(
         spec=spec,
         image_ref=image.ref,
         ecr_repository_arn=image.ecr_repository_arn,
@@ -249,7 +250,7 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> Ec
 def deploy(
     cfg: StackConfig, spec: ServiceSpec, image: DeployedImage, opts: pulumi.ResourceOptions
 ) -> dict[str, pulumi.Input]:
-    target = EcsTarget(cfg.name, target_args(cfg, spec, image), opts=opts)
+    target = Target(cfg.name, target_args(cfg, spec, image), opts=opts)
     return {
         "serviceUrl": target.service_url,
         "logGroup": target.log_group_name,

@@ -1,5 +1,5 @@
 """CSM's Kubernetes objects, each applied as its own typed pulumi-kubernetes resource with the
-metadata and spec components/render/kubernetes.py renders (never a YAML ConfigGroup), so what is
+metadata and spec components/kubernetes/render.py renders (never a YAML ConfigGroup), so what is
 deployed is exactly what ``make render`` shows and what the tests validate.
 
 Values known only at deploy time (the IAM role ARN, Pulumi secret values) are put into the
@@ -17,7 +17,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.render import kubernetes as render
+from components import renamed
+from components.kubernetes import render
 from components.spec import ServiceSpec
 
 ROLE_SENTINEL = "__CSM_ROLE_ARN__"
@@ -34,7 +35,7 @@ def substitute(value: Any, sentinel: str, replacement: Any) -> Any:
 
 
 @dataclass
-class KubernetesAppArgs:
+class AppArgs:
     spec: ServiceSpec
     options: render.KubernetesOptions
     image_ref: pulumi.Input[str] | None = None  # the deployed image (by digest); None = spec.image
@@ -77,14 +78,14 @@ def _custom(n: str, o: dict, opts: pulumi.ResourceOptions) -> pulumi.CustomResou
     )
 
 
-class KubernetesApp(pulumi.ComponentResource):
+class App(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
     ingress_hostname: pulumi.Output[str | None] | None
     resources: dict[str, pulumi.CustomResource]  # "Kind/name" -> resource
 
-    def __init__(self, name: str, args: KubernetesAppArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("csm:k8s_app:KubernetesApp", name, None, opts)
+    def __init__(self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("csm:kubernetes:App", name, None, renamed(opts, "csm:k8s_app:KubernetesApp"))
         spec = args.spec.with_image(IMAGE_SENTINEL) if args.image_ref is not None else args.spec
         options = (
             dataclasses.replace(args.options, role_arn=ROLE_SENTINEL) if args.role_arn is not None else args.options
