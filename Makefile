@@ -48,7 +48,7 @@ test-store: venv ## The service's Cassandra tests against one Cassandra version:
 	CSM_TEST_CASSANDRA_VERSION=$(CASSANDRA_VERSION) $(PY) -m pytest app/tests -m cassandra
 
 test-unit: venv ## Only the tests that need nothing but Python
-	$(PY) -m pytest -m "not cassandra and not engine"
+	$(PY) -m pytest -m "not cassandra and not engine and not scan"
 
 render: venv ## Write every target's rendered artifacts to build/rendered/<stack>/<target>/
 	$(PY) -m components.render_all $(STACKS)

@@ -322,7 +322,9 @@ def eso_crds() -> list[dict]:
     import io
     import zipfile
 
-    spec = importlib.util.spec_from_file_location("k8s_render_tests", ROOT / "tests" / "unit" / "test_k8s_render.py")
+    spec = importlib.util.spec_from_file_location(
+        "k8s_render_tests", ROOT / "tests" / "unit" / "test_kubernetes_render.py"
+    )
     assert spec and spec.loader
     tests = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tests)

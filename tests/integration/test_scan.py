@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.scan  # builds .venv-scan and runs the real scanners
+
 ROOT = Path(__file__).resolve().parents[2]
 SCAN = ROOT / "security" / "scan"
 

@@ -42,6 +42,8 @@ class Stop(Exception):
 def component_classes() -> list[type]:
     found = []
     for module in pkgutil.walk_packages(components.__path__, "components."):
+        if module.name.endswith(".__main__"):
+            continue
         loaded = importlib.import_module(module.name)
         for _, cls in inspect.getmembers(loaded, inspect.isclass):
             if issubclass(cls, pulumi.ComponentResource) and cls.__module__ == loaded.__name__:

@@ -1,4 +1,4 @@
-"""Stack-config rules of the EKS target (components/config.py): what EKS on Fargate cannot run."""
+"""Stack-config rules of the EKS target (components/eks/rules.py): what EKS on Fargate cannot run."""
 
 from __future__ import annotations
 

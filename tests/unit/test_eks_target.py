@@ -594,3 +594,35 @@ def test_running_below_desired_compares_running_pods_with_the_minimum():
     queries = {q["id"]: q for q in a["metricQueries"]}
     assert queries["running"]["metric"]["metricName"] == "service_number_of_running_pods"
     assert queries["missing"]["expression"] == f"{cfg('create-eso-irsa').scaling.min_count} - running"
+
+
+def test_created_cluster_runs_a_node_autoscaler():
+    # Issue 13 item 7: replicas + a surge pod need more nodes than eksNodeMinSize; the Cluster Autoscaler adds them
+    # (up to eksNodeMaxSize), found through the node group's auto-discovery tags.
+    m = run("create-eso-irsa")
+    release = next(
+        r
+        for r in m.registered
+        if r.typ == "kubernetes:helm.sh/v3:Release" and r.inputs.get("chart") == "cluster-autoscaler"
+    )
+    values = release.inputs["values"]
+    assert values["autoDiscovery"]["clusterName"] == "csm-prod" and values["cloudProvider"] == "aws"
+    assert values["image"]["tag"] == "v1.33.0"
+    role_arn = values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
+    role = next(r for r in m.of_type("aws:iam/role:Role") if r.outputs.get("arn") == role_arn)
+    assert "system:serviceaccount:kube-system:cluster-autoscaler" in role.inputs["assumeRolePolicy"]
+    import json
+
+    policy = json.loads(
+        next(r for r in m.of_type("aws:iam/rolePolicy:RolePolicy") if "autoscaler" in r.name).inputs["policy"]
+    )
+    resize = next(s for s in policy["Statement"] if s["Sid"] == "ResizeOwnNodeGroups")
+    assert resize["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/csm-prod": "owned"}}
+
+
+def test_created_cluster_has_metrics_server_for_the_hpa():
+    # Issue 13 item 10 (second half): without the metrics API the HPA never scales.
+    m = run("create-eso-irsa")
+    assert [
+        r.inputs["addonName"] for r in m.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "metrics-server"
+    ] == ["metrics-server"]

@@ -46,3 +46,12 @@ def test_eso_chart_pods_drop_all_and_use_runtime_default_seccomp(part):
 def test_substitute_replaces_only_exact_leaves():
     obj = {"a": ["x", {"b": "x"}], "c": "xx", "d": 1}
     assert substitute(obj, "x", "Y") == {"a": ["Y", {"b": "Y"}], "c": "xx", "d": 1}
+
+
+def test_roles_chained_from_pod_identity_may_tag_the_session():
+    # Issue 13 item 18: a Pod Identity session carries session tags; a role assumed from it (role chaining) must allow
+    # sts:TagSession as well, or AssumeRole is denied.
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/id_session-tags.html#id_session-tags_role-chaining
+    trust = pod_identity_trust("c", "ns", "sa", ["arn:aws:iam::111122223333:role/eso"])
+    chained = next(s for s in trust["Statement"] if s["Sid"] == "TrustedRoles")
+    assert set(chained["Action"]) == {"sts:AssumeRole", "sts:TagSession"}

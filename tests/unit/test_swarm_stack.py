@@ -353,3 +353,19 @@ def test_tls_proxy_gets_its_certificate_as_a_docker_secret_and_an_https_url():
     _, _, mocks, outs = make_stack(tls, secret_values={**SECRET_VALUES, render.PROXY_TLS_KEY: "CERT\nKEY"})
     assert "csm-secret-proxy-tls" in [r.name for r in mocks.of_type(SECRET)]
     assert outs["url"].startswith("https://")
+
+
+def test_swarm_ecr_credential_refresh_is_supported_and_documented():
+    # Issue 13 item 13: Swarm tasks pull with the credential stored by --with-registry-auth (12 h for ECR); a manager
+    # with the ECR credential helper refreshes it before it expires.
+    import subprocess
+
+    from components.stackfiles import ROOT
+
+    script = ROOT / "deploy/swarm/registry-auth-refresh"
+    assert script.stat().st_mode & 0o111, "executable"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "docker service update --with-registry-auth" in text and "docker-credential-ecr-login" in text
+    doc = (ROOT / "docs/swarm-ecr.md").read_text()
+    assert "registry-auth-refresh" in doc and "credHelpers" in doc and "12 hours" in doc
