@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from components import per_stack, renamed
 from components.aws.alarms import Alarms, AlarmsArgs, AlarmThresholds
 from components.aws.dashboard import Dashboard, DashboardArgs
+from components.aws.from_config import alarm_thresholds, network_args
 from components.aws.network import Network, NetworkArgs
 from components.config import StackConfig
 from components.ecs import render
@@ -207,21 +208,13 @@ class Target(pulumi.ComponentResource):
 
 
 def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> TargetArgs:
-    n, i, e, a = cfg.network, cfg.ingress, cfg.ecs, cfg.alarms
+    n, i, e = cfg.network, cfg.ingress, cfg.ecs
     return TargetArgs(
         spec=spec,
         image_ref=image.ref,
         ecr_repository_arn=image.ecr_repository_arn,
         region=cfg.aws_region or "",
-        network=NetworkArgs(
-            vpc_id=n.vpc_id,
-            public_subnet_ids=n.public_subnet_ids,
-            private_subnet_ids=n.private_subnet_ids,
-            cidr=n.vpc_cidr,
-            az_count=n.az_count,
-            nat_gateways=n.nat_gateways,
-            min_azs=2 if cfg.prod else 1,
-        ),
+        network=network_args(cfg),
         certificate_arn=i.certificate_arn,
         domain_name=i.domain_name,
         ssl_policy=i.ssl_policy,
@@ -236,14 +229,7 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> Ta
         container_insights=e.container_insights,
         capacity_provider=e.capacity_provider,
         execute_command=e.enable_execute_command,
-        alarms=AlarmThresholds(
-            error_rate_percent=a.error_rate_percent,
-            p99_latency_ms=a.p99_latency_ms,
-            cpu_percent=a.cpu_percent,
-            memory_percent=a.memory_percent,
-            emails=a.emails,
-            topic_arn=a.topic_arn,
-        ),
+        alarms=alarm_thresholds(cfg),
     )
 
 

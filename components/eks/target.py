@@ -16,7 +16,7 @@ import pulumi_aws as aws
 
 from components import per_stack, renamed
 from components.aws.alarms import Alarms, AlarmsArgs, AlarmThresholds, eks_service_metrics
-from components.aws.network import NetworkArgs
+from components.aws.from_config import alarm_thresholds, network_args
 from components.aws.policies import secrets_policy, task_policy
 from components.config import StackConfig
 from components.eks.cluster import Cluster, ClusterArgs
@@ -237,7 +237,7 @@ def target_args(
     image: DeployedImage,
     secret_values: Mapping[str, pulumi.Input[str]] | None = None,
 ) -> TargetArgs:
-    e, n, a = cfg.eks, cfg.network, cfg.alarms
+    e = cfg.eks
     options = render.options_from_config(cfg)
     cluster_name = e.cluster_name or per_stack(cfg.name, cfg.stack)
     return TargetArgs(
@@ -255,15 +255,7 @@ def target_args(
             node_min=e.node_min,
             node_desired=e.node_desired,
             node_max=e.node_max,
-            network=NetworkArgs(
-                vpc_id=n.vpc_id,
-                public_subnet_ids=n.public_subnet_ids,
-                private_subnet_ids=n.private_subnet_ids,
-                cidr=n.vpc_cidr,
-                az_count=n.az_count,
-                nat_gateways=n.nat_gateways,
-                min_azs=2 if cfg.prod else 1,
-            ),
+            network=network_args(cfg),
             fargate_namespaces=[e.namespace, render.ESO_NAMESPACE] if e.install_external_secrets else [e.namespace],
             pod_identity_agent=e.identity_mode == "pod-identity",
             deletion_protection=cfg.general.deletion_protection,
@@ -273,14 +265,7 @@ def target_args(
         container_insights=e.container_insights,
         kms_key_arns=cfg.secrets.kms_key_arns,
         secret_values=dict(secret_values or {}),
-        alarms=AlarmThresholds(
-            error_rate_percent=a.error_rate_percent,
-            p99_latency_ms=a.p99_latency_ms,
-            cpu_percent=a.cpu_percent,
-            memory_percent=a.memory_percent,
-            emails=a.emails,
-            topic_arn=a.topic_arn,
-        ),
+        alarms=alarm_thresholds(cfg),
     )
 
 
