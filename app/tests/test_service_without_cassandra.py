@@ -278,6 +278,26 @@ def test_healthcheck_reads_the_servers_url_instead_of_the_settings(offline: Serv
         probe.unlink(missing_ok=True)
 
 
+def test_the_images_healthcheck_reads_the_file_without_the_cli(offline: Service, tmp_path: Path) -> None:
+    # `csm healthcheck` without flags (the Dockerfile's HEALTHCHECK): the file and one GET. Neither argparse nor the
+    # settings are loaded: the settings here are invalid, and -X importtime shows no argparse.
+    env = {"PATH": offline.env.get("PATH", ""), "CSM_SECRETS_DIR": str(tmp_path), "CSM_PROBE_TEST": "2"}
+    probe = _probe_file(env)
+    run = [sys.executable, "-X", "importtime", "-m", "csm", "healthcheck"]
+    try:
+        probe.write_text(f"http://127.0.0.1:{offline.port}/health/live")
+        done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+        assert "csm.probe" in imported and not {"argparse", "csm.cli", "csm.config"} & imported
+        probe.write_text(f"http://127.0.0.1:{free_port()}/health/live")
+        assert subprocess.run(run, env=env, capture_output=True, timeout=60, check=False).returncode == 1
+    finally:
+        probe.unlink(missing_ok=True)
+    # no file: the full CLI loads the settings, which are invalid here
+    assert subprocess.run(run, env=env, capture_output=True, timeout=60, check=False).returncode == 1
+
+
 def test_probes_answer_json_and_other_methods_still_reach_the_router(offline: Service) -> None:
     live = offline.client.get("/health/live")
     assert (live.status_code, live.headers["content-type"], live.json()) == (200, "application/json", {"status": "ok"})

@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from csm.probe import answers_200, live_url, probe_file
+from csm.probe import TIMEOUT_S, answers_200, live_url, probe_file
 
 if TYPE_CHECKING:
     from csm.config import Settings
@@ -76,12 +77,13 @@ def _serve(args: argparse.Namespace) -> int:
     )
     probe = probe_file(args.config, args.secrets_dir)
     # without a writable temporary directory the healthcheck reads the settings itself
-    with contextlib.suppress(OSError):
-        probe.write_text(live_url(LOOPBACK.get(settings.host, settings.host), settings.port))
+    with contextlib.suppress(OSError), open(probe, "w") as file:
+        file.write(live_url(LOOPBACK.get(settings.host, settings.host), settings.port))
     try:
         uvicorn.Server(config).run()
     finally:
-        probe.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
     return EXIT_OK
 
 
@@ -118,7 +120,8 @@ def _healthcheck(args: argparse.Namespace) -> int:
         url = live_url("127.0.0.1", args.port)
     else:
         try:
-            url = probe_file(args.config, args.secrets_dir).read_text()
+            with open(probe_file(args.config, args.secrets_dir)) as file:
+                url = file.read()
         except OSError:  # no server started this way here, or it wrote no file: read the settings
             settings = _settings(args)
             if settings is None:
@@ -153,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         "healthcheck", parents=[sources], help="exit 0 if /health/live answers 200 on this host, else 1"
     )
     health.add_argument("--port", type=int, help="the service's port (else from the configuration)")
-    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    health.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"seconds (default {TIMEOUT_S:g})")
     health.set_defaults(run=_healthcheck)
     return parser
 
