@@ -142,11 +142,9 @@ def measure(previews: int) -> dict:
             b.say(f"engine: no-op pulumi preview {number}/{previews}")
             runs.append(timed("preview", "--expect-no-changes", log=f"engine-preview-{number}.log"))
         results["preview_runs"] = runs
-        results["pushed"] = pushed_image(
-            json.loads(pulumi("stack", "output", "--json", log="engine-ref.log").stdout)["imageRef"]
-        )
         results["preview"] = {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
         outputs = json.loads(pulumi("stack", "output", "--json", log="engine-outputs.log").stdout)
+        results["pushed"] = pushed_image(outputs["imageRef"])
         bearer = pulumi("config", "get", "apiTokens", log="engine-token.log").stdout.strip().rsplit(":", 1)[1]
         b.say(f"engine: rolling update under {ROLLING_RATE} GET/s")
         results["rolling"] = rolling_update(outputs, bearer)

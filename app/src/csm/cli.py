@@ -14,7 +14,7 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from csm.probe import TIMEOUT_S, answers_200, live_url, probe_file
+from csm.probe import TIMEOUT_S, answers_200, live_url, probe_file, served_url
 
 if TYPE_CHECKING:
     from csm.config import Settings
@@ -116,17 +116,12 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    if args.port is not None:
-        url = live_url("127.0.0.1", args.port)
-    else:
-        try:
-            with open(probe_file(args.config, args.secrets_dir)) as file:
-                url = file.read()
-        except OSError:  # no server started this way here, or it wrote no file: read the settings
-            settings = _settings(args)
-            if settings is None:
-                return EXIT_FAILURE
-            url = live_url(LOOPBACK.get(settings.host, settings.host), settings.port)
+    url = live_url("127.0.0.1", args.port) if args.port is not None else served_url(args.config, args.secrets_dir)
+    if url is None:  # no server started this way left its URL here: read the settings
+        settings = _settings(args)
+        if settings is None:
+            return EXIT_FAILURE
+        url = live_url(LOOPBACK.get(settings.host, settings.host), settings.port)
     return EXIT_OK if answers_200(url, args.timeout) else EXIT_FAILURE
 
 

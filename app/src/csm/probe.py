@@ -29,14 +29,18 @@ def healthcheck_from_probe_file(argv: list[str]) -> int | None:
     """``csm healthcheck`` as the image's HEALTHCHECK runs it (no flags): the server's probe file and one
     GET, without the CLI (argparse, typing, json and pathlib cost more CPU than the probe itself). None
     when it cannot answer that way (flags given, or no file): the CLI then does it in full."""
-    if argv != ["healthcheck"]:
-        return None
+    url = served_url(None, None) if argv == ["healthcheck"] else None
+    return None if url is None else 0 if answers_200(url, TIMEOUT_S) else 1
+
+
+def served_url(config: str | None, secrets_dir: str | None) -> str | None:
+    """The live URL a server started with the same sources left, or None (no such server here, or it
+    could not write the file)."""
     try:
-        with open(probe_file(None, None)) as file:
-            url = file.read()
+        with open(probe_file(config, secrets_dir)) as file:
+            return file.read()
     except OSError:
         return None
-    return 0 if answers_200(url, TIMEOUT_S) else 1
 
 
 def live_url(host: str, port: int) -> str:
