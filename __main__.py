@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError, StackConfig
-from components.image import Image, ImageArgs, app_version, commit_time, git_commit, read_build_secrets
+from components.image import Image, commit_time, image_args, read_build_secrets
 from components.spec import build_spec
 from components.targets import DeployedImage, deployer, ecr_repository_arn
 
@@ -43,31 +43,13 @@ if cfg.aws_region:
 # (which would fail `pulumi up`) nor its staging repository.
 built = Image(
     f"{cfg.name}-image",
-    ImageArgs(
-        repository_name=cfg.image_repository,
-        version=cfg.image.version or app_version(),
-        commit=git_commit(context=cfg.image.context),
-        platforms=cfg.image.platforms,
-        context=cfg.image.context,
-        dockerfile=cfg.image.dockerfile,
-        scan=cfg.image.scan,
-        scan_policy=cfg.image.scan_policy,
-        kms_key_arn=cfg.image.kms_key_arn,
-        unpulled_expiry_days=cfg.image.unpulled_expiry_days,
-        untagged_expiry_days=cfg.image.untagged_expiry_days,
-        deletion_protection=cfg.general.deletion_protection,
-        source_date_epoch=commit_time(),
-        deploy_ref=cfg.image.ref,
-        build_args=cfg.image.build_arg_map,
-        build_network=cfg.image.build_network,
-        build_exec=cfg.image.build_exec,
-        compression=cfg.image.compression,
+    image_args(
+        cfg,
         build_secrets=read_build_secrets(cfg.image.build_secret_map) if cfg.image.ref is None else {},
-        registry=cfg.image.registry,
-        registry_username=cfg.image.registry_username,
         registry_password=pulumi.Config("csm").get_secret("imageRegistryPassword")
         if cfg.image.registry_password
         else None,
+        source_date_epoch=commit_time(),
     ),
     opts=opts,
 )

@@ -24,13 +24,17 @@ import subprocess  # nosec B404 # only git, with fixed argv lists and no shell
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_docker_build as docker_build
+
+if TYPE_CHECKING:
+    from components.config import StackConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_TAG = "buildcache"
@@ -164,38 +168,75 @@ def scan_script(platforms: Sequence[str], policy: str, python: str, allowlist: s
     return "\n".join(lines) + "\n"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImageArgs:
+    """What the stack config sets has no default here: the config model owns those (image_args)."""
+
     repository_name: pulumi.Input[str]
     version: str
     commit: str
-    platforms: Sequence[str] = ("linux/amd64", "linux/arm64")
-    context: str = "app"
-    dockerfile: str = "app/Dockerfile"
+    platforms: Sequence[str]
+    context: str
+    dockerfile: str
+    scan: bool
+    scan_policy: str
+    kms_key_arn: pulumi.Input[str] | None
+    unpulled_expiry_days: int
+    untagged_expiry_days: int
+    deletion_protection: bool
+    build_secrets: Mapping[str, pulumi.Input[str]]
+    source_date_epoch: int | None  # the commit's time: reproducible timestamps (SOURCE_DATE_EPOCH)
+    # Deploy this image (repository@sha256:...) instead of building: the repositories are still declared, so switching a
+    # stack that already built to csm:imageRef neither deletes the protected release repository nor the staging one.
+    deploy_ref: str | None
+    build_args: dict[str, str]
+    build_network: str
+    build_exec: bool  # the local docker CLI and its default builder, not docker-build's embedded client
+    compression: str  # gzip, or zstd: every layer recompressed at level 19, with OCI media types
+    # An existing registry (host[:port][/path]) instead of ECR; nothing is created there.
+    registry: str | None
+    registry_username: pulumi.Input[str] | None
+    registry_password: pulumi.Input[str] | None
     target: str = "production"  # app/Dockerfile's final stage (debug is the other)
-    scan: bool = True
-    scan_policy: str = "prod"
-    kms_key_arn: pulumi.Input[str] | None = None
-    unpulled_expiry_days: int = 90
-    untagged_expiry_days: int = 7
-    deletion_protection: bool = False
     python: str = sys.executable
     allowlist: str = "security/allowlist.yaml"
     report_dir: str = "build/scan"
     project_root: str = str(ROOT)
-    build_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    source_date_epoch: int | None = None  # the commit's time: reproducible timestamps (SOURCE_DATE_EPOCH)
-    # Deploy this image (repository@sha256:...) instead of building: the repositories are still declared, so switching a
-    # stack that already built to csm:imageRef neither deletes the protected release repository nor the staging one.
-    deploy_ref: str | None = None
-    build_args: dict[str, str] = field(default_factory=dict)
-    build_network: str = "default"
-    build_exec: bool = False  # the local docker CLI and its default builder, not docker-build's embedded client
-    compression: str = "gzip"  # or zstd: every layer recompressed at level 19, with OCI media types
-    # An existing registry (host[:port][/path]) instead of ECR; nothing is created there.
-    registry: str | None = None
-    registry_username: pulumi.Input[str] | None = None
-    registry_password: pulumi.Input[str] | None = None
+
+
+def image_args(
+    cfg: StackConfig,
+    *,
+    build_secrets: Mapping[str, pulumi.Input[str]] | None = None,
+    registry_password: pulumi.Input[str] | None = None,
+    source_date_epoch: int | None = None,
+) -> ImageArgs:
+    """The stack config's image section as the component's args; the program adds what it reads at run time."""
+    i = cfg.image
+    return ImageArgs(
+        repository_name=cfg.image_repository,
+        version=i.version or app_version(),
+        commit=git_commit(context=i.context),
+        platforms=i.platforms,
+        context=i.context,
+        dockerfile=i.dockerfile,
+        scan=i.scan,
+        scan_policy=i.scan_policy,
+        kms_key_arn=i.kms_key_arn,
+        unpulled_expiry_days=i.unpulled_expiry_days,
+        untagged_expiry_days=i.untagged_expiry_days,
+        deletion_protection=cfg.general.deletion_protection,
+        build_secrets=build_secrets or {},
+        source_date_epoch=source_date_epoch,
+        deploy_ref=i.ref,
+        build_args=i.build_arg_map,
+        build_network=i.build_network,
+        build_exec=i.build_exec,
+        compression=i.compression,
+        registry=i.registry,
+        registry_username=i.registry_username,
+        registry_password=registry_password,
+    )
 
 
 class Image(pulumi.ComponentResource):

@@ -5,7 +5,7 @@ desired, CPU high, memory high. The service metrics come from ECS (default) or, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -16,14 +16,14 @@ from components import renamed
 PERIOD = 60
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AlarmThresholds:
-    error_rate_percent: int = 5
-    p99_latency_ms: int = 1000
-    cpu_percent: int = 85
-    memory_percent: int = 85
-    emails: Sequence[str] = field(default_factory=list)
-    topic_arn: str | None = None  # existing topic; None = create one
+    error_rate_percent: int
+    p99_latency_ms: int
+    cpu_percent: int
+    memory_percent: int
+    emails: Sequence[str]
+    topic_arn: str | None  # existing topic; None = create one
 
 
 @dataclass
@@ -67,13 +67,13 @@ def eks_service_metrics(cluster_name: pulumi.Input[str], namespace: str, service
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AlarmsArgs:
     cluster_name: pulumi.Input[str]
     service_name: pulumi.Input[str]
     alb_arn_suffix: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
-    thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
+    thresholds: AlarmThresholds
     service_metrics: ServiceMetrics | None = None  # None: the ECS service's metrics
 
 

@@ -99,7 +99,7 @@ def dashboard_body(
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DashboardArgs:
     region: str
     cluster_name: pulumi.Input[str]

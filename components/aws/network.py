@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -29,15 +29,15 @@ def require_distinct_azs(azs: Sequence[str], minimum: int, what: str) -> list[st
     return list(azs)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NetworkArgs:
-    vpc_id: str | None = None  # None: create the VPC
-    public_subnet_ids: Sequence[str] = field(default_factory=list)
-    private_subnet_ids: Sequence[str] = field(default_factory=list)
-    cidr: str = "10.40.0.0/16"
-    az_count: int = 2
-    nat_gateways: int = 1
-    min_azs: int = 2  # existing subnets: fail the deployment if the tasks' subnets span fewer AZs
+    vpc_id: str | None  # None: create the VPC
+    public_subnet_ids: Sequence[str]
+    private_subnet_ids: Sequence[str]
+    cidr: str
+    az_count: int
+    nat_gateways: int
+    min_azs: int  # existing subnets: fail the deployment if the tasks' subnets span fewer AZs
 
 
 class Network(pulumi.ComponentResource):

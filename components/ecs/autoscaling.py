@@ -10,7 +10,7 @@ import pulumi_aws as aws
 from components import renamed
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AutoscalingArgs:
     cluster_name: pulumi.Input[str]
     service_name: pulumi.Input[str]
@@ -21,8 +21,8 @@ class AutoscalingArgs:
     cpu_target: int
     memory_target: int
     requests_per_target: int
-    scale_in_cooldown: int = 300
-    scale_out_cooldown: int = 60
+    scale_in_cooldown: int
+    scale_out_cooldown: int
 
 
 class Autoscaling(pulumi.ComponentResource):

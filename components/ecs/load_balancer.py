@@ -4,7 +4,7 @@ HTTPS listener when a certificate is configured (HTTP then only redirects), HTTP
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -12,22 +12,22 @@ import pulumi_aws as aws
 from components import renamed
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
     target_port: int
-    health_path: str = "/health/ready"
-    health_interval: int = 15
-    health_timeout: int = 5
-    unhealthy_threshold: int = 3
-    certificate_arn: str | None = None
-    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    internal: bool = False
-    ingress_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
-    idle_timeout: int = 60
-    deregistration_delay: int = 30
-    deletion_protection: bool = False
+    health_path: str
+    health_interval: int
+    health_timeout: int
+    unhealthy_threshold: int
+    certificate_arn: str | None
+    ssl_policy: str
+    internal: bool
+    ingress_cidrs: Sequence[str]
+    idle_timeout: int
+    deregistration_delay: int
+    deletion_protection: bool
     # Paths the public listener refuses (404): the service's unauthenticated operational endpoints.
     private_paths: Sequence[str] = ("/metrics", "/metrics/*", "/info", "/info/*")
 

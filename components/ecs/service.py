@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -21,7 +21,7 @@ HTTPS_PORT = 443
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ServiceArgs:
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
@@ -33,13 +33,13 @@ class ServiceArgs:
     execution_role_arn: pulumi.Input[str]
     task_role_arn: pulumi.Input[str]
     log_group_name: pulumi.Input[str]
-    secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # secret ref -> full ARN
-    min_healthy_percent: int = 100
-    max_percent: int = 200
-    grace_period: int = 60
-    container_insights: str = "enabled"
-    capacity_provider: str = "FARGATE"
-    execute_command: bool = False
+    secret_arns: Mapping[str, pulumi.Input[str]]  # secret ref -> full ARN
+    min_healthy_percent: int
+    max_percent: int
+    grace_period: int
+    container_insights: str
+    capacity_provider: str
+    execute_command: bool
 
 
 class Service(pulumi.ComponentResource):

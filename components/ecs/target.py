@@ -7,7 +7,7 @@ target-dispatch entry point, see components/targets.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -27,28 +27,28 @@ from components.spec import ServiceSpec
 from components.targets import DeployedImage
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TargetArgs:
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
     region: str
     network: NetworkArgs
-    ecr_repository_arn: pulumi.Input[str] | None = None
-    certificate_arn: str | None = None
-    domain_name: str | None = None
-    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    internal: bool = False
-    ingress_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
-    idle_timeout: int = 60
-    deletion_protection: bool = False
-    kms_key_arns: Sequence[str] = field(default_factory=list)
-    min_healthy_percent: int = 100
-    max_percent: int = 200
-    grace_period: int = 60
-    container_insights: str = "enabled"
-    capacity_provider: str = "FARGATE"
-    execute_command: bool = False
-    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    ecr_repository_arn: pulumi.Input[str] | None
+    certificate_arn: str | None
+    domain_name: str | None
+    ssl_policy: str
+    internal: bool
+    ingress_cidrs: Sequence[str]
+    idle_timeout: int
+    deletion_protection: bool
+    kms_key_arns: Sequence[str]
+    min_healthy_percent: int
+    max_percent: int
+    grace_period: int
+    container_insights: str
+    capacity_provider: str
+    execute_command: bool
+    alarms: AlarmThresholds
 
 
 class Target(pulumi.ComponentResource):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -64,16 +64,16 @@ def execution_policy(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TaskRolesArgs:
     log_group_arn: pulumi.Input[str]
     region: str
-    secret_arns: Sequence[pulumi.Input[str]] = field(default_factory=list)
-    kms_key_arns: Sequence[str] = field(default_factory=list)
-    ecr_repository_arn: pulumi.Input[str] | None = None
-    keyspaces: bool = False
-    keyspace: str = "csm"
-    execute_command: bool = False
+    secret_arns: Sequence[pulumi.Input[str]]
+    kms_key_arns: Sequence[str]
+    ecr_repository_arn: pulumi.Input[str] | None
+    keyspaces: bool
+    keyspace: str
+    execute_command: bool
 
 
 class TaskRoles(pulumi.ComponentResource):

@@ -94,24 +94,24 @@ def cluster_autoscaler_values(cluster_name: str, region: str | None, kubernetes_
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ClusterArgs:
     cluster_name: str
     mode: Literal["create", "existing"]
-    kubeconfig: pulumi.Input[str] | None = None  # existing
-    version: str = "1.33"
-    node_mode: Literal["managed", "fargate"] = "managed"
-    architecture: Literal["arm64", "x86_64"] = "arm64"
-    instance_types: Sequence[str] = field(default_factory=lambda: ["m7g.xlarge"])
-    node_min: int = 2
-    node_desired: int = 2
-    node_max: int = 6
+    kubeconfig: pulumi.Input[str] | None  # existing
+    version: str
+    node_mode: Literal["managed", "fargate"]
+    architecture: Literal["arm64", "x86_64"]
+    instance_types: Sequence[str]
+    node_min: int
+    node_desired: int
+    node_max: int
+    network: NetworkArgs
+    fargate_namespaces: Sequence[str]  # besides kube-system
+    pod_identity_agent: bool
+    deletion_protection: bool
     node_disk_gib: int = 20
-    network: NetworkArgs = field(default_factory=NetworkArgs)
-    fargate_namespaces: Sequence[str] = field(default_factory=list)  # besides kube-system
-    pod_identity_agent: bool = False
     public_access_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
-    deletion_protection: bool = False
     node_autoscaler: bool = (
         True  # created managed clusters: the Cluster Autoscaler resizes the node group within min..max
     )

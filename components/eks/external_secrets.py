@@ -46,11 +46,11 @@ def chart_values() -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExternalSecretsArgs:
     identity_mode: Literal["irsa", "pod-identity"]
     cluster_name: pulumi.Input[str]
-    kubernetes_version: str = "1.33"
+    kubernetes_version: str
     chart_version: str = CHART_VERSION
 
 

@@ -31,7 +31,7 @@ def dashboard_url(region: str, cluster_name: str) -> str:
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ContainerInsightsArgs:
     identity_mode: Literal["irsa", "pod-identity"]
     cluster_name: pulumi.Input[str]

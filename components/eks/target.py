@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -35,18 +35,18 @@ from components.spec import ServiceSpec
 from components.targets import DeployedImage
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TargetArgs:
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
     region: str
     cluster: ClusterArgs
     options: render.KubernetesOptions
-    install_external_secrets: bool = True
-    container_insights: bool = True
-    kms_key_arns: Sequence[str] = field(default_factory=list)
-    secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # kubernetes-secret mode
-    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    install_external_secrets: bool
+    container_insights: bool
+    kms_key_arns: Sequence[str]
+    secret_values: Mapping[str, pulumi.Input[str]]  # kubernetes-secret mode
+    alarms: AlarmThresholds
 
 
 def role_statements(

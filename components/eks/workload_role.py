@@ -73,7 +73,7 @@ def pod_identity_trust(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WorkloadRoleArgs:
     mode: IdentityMode
     cluster_name: pulumi.Input[str]

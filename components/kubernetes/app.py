@@ -34,7 +34,7 @@ def substitute(value: Any, sentinel: str, replacement: Any) -> Any:
     return replacement if value == sentinel else value
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AppArgs:
     spec: ServiceSpec
     options: render.KubernetesOptions

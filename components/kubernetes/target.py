@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pulumi
@@ -25,7 +25,7 @@ from components.spec import ServiceSpec
 from components.targets import DeployedImage
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TargetArgs:
     spec: ServiceSpec
     options: render.KubernetesOptions
@@ -33,7 +33,7 @@ class TargetArgs:
     kubeconfig: pulumi.Input[str]
     context: str | None
     node_address: str | None
-    secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # kubernetes-secret mode
+    secret_values: Mapping[str, pulumi.Input[str]]  # kubernetes-secret mode
 
 
 def service_url(

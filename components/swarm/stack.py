@@ -21,7 +21,7 @@ import base64
 import functools
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,21 +45,21 @@ class RegistryAuth:
     password: pulumi.Input[str]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StackArgs:
     options: render.SwarmOptions
     spec: ServiceSpec
     image_ref: pulumi.Input[str]
     host: str  # ssh://user@host, tcp://host:port (TLS) or unix:///path
-    secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # secret key -> value
-    tls_ca_cert: pulumi.Input[str] | None = None
-    tls_cert: pulumi.Input[str] | None = None
-    tls_key: pulumi.Input[str] | None = None
-    registry: RegistryAuth | None = None
-    secret_name_key: pulumi.Input[str] | None = None  # HMAC key of the secret names (a Pulumi secret)
+    secret_values: Mapping[str, pulumi.Input[str]]  # secret key -> value
+    tls_ca_cert: pulumi.Input[str] | None
+    tls_cert: pulumi.Input[str] | None
+    tls_key: pulumi.Input[str] | None
+    registry: RegistryAuth | None
+    secret_name_key: pulumi.Input[str] | None  # HMAC key of the secret names (a Pulumi secret)
+    log_retention_days: int | None  # awslogs: the log group's retention (default: the spec's)
+    deletion_protection: bool
     deploy_timeout: int = 900
-    log_retention_days: int | None = None  # awslogs: the log group's retention (default: the spec's)
-    deletion_protection: bool = False
 
 
 def file_hash(text: str) -> str:

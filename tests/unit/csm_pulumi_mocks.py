@@ -137,6 +137,14 @@ def use_pulumi_loop() -> None:
     asyncio.set_event_loop(_PULUMI_LOOP)
 
 
+def stack_config(stack: str = "dev", overrides: dict[str, Any] | None = None):
+    """A committed stack file's config, parsed by the model: the one source of the components' defaults."""
+    from components.config import StackConfig
+    from components.stackfiles import load_stack_values
+
+    return StackConfig.load({**load_stack_values(stack), **(overrides or {})}, stack=stack)
+
+
 def install(mocks: CsmMocks, stack: str = "dev", config: dict[str, str] | None = None) -> CsmMocks:
     use_pulumi_loop()
     pulumi.runtime.set_mocks(mocks, project="csm", stack=stack, preview=False)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pulumi
 import pytest
-from csm_pulumi_mocks import CsmMocks, construct, install
+from csm_pulumi_mocks import CsmMocks, construct, install, stack_config
 
 mocks = install(CsmMocks())
 
-from components.aws.alarms import Alarms, AlarmsArgs, AlarmThresholds  # noqa: E402
+from components.aws.alarms import Alarms, AlarmsArgs  # noqa: E402
 from components.aws.dashboard import Dashboard, DashboardArgs, dashboard_body  # noqa: E402
+from components.aws.from_config import alarm_thresholds  # noqa: E402
 from components.ecs.autoscaling import Autoscaling, AutoscalingArgs  # noqa: E402
+
+CONFIG = stack_config()
+THRESHOLDS = alarm_thresholds(CONFIG)  # the model's defaults
+COOLDOWNS = dict(
+    scale_in_cooldown=CONFIG.scaling.scale_in_cooldown, scale_out_cooldown=CONFIG.scaling.scale_out_cooldown
+)
 
 DIMS = dict(
     cluster_name="csm-cluster",
@@ -27,7 +35,9 @@ def scaling():
     return construct(
         lambda: Autoscaling(
             "scale",
-            AutoscalingArgs(**DIMS, min_count=2, max_count=6, cpu_target=60, memory_target=70, requests_per_target=500),
+            AutoscalingArgs(
+                **DIMS, min_count=2, max_count=6, cpu_target=60, memory_target=70, requests_per_target=500, **COOLDOWNS
+            ),
         )
     )[0]
 
@@ -67,7 +77,9 @@ def test_requests_policy_is_labelled_with_alb_and_target_group(scaling):
 @pytest.fixture(scope="module")
 def alarms():
     return construct(
-        lambda: Alarms("alarms", AlarmsArgs(**DIMS, thresholds=AlarmThresholds(emails=["oncall@example.com"])))
+        lambda: Alarms(
+            "alarms", AlarmsArgs(**DIMS, thresholds=dataclasses.replace(THRESHOLDS, emails=["oncall@example.com"]))
+        )
     )[0]
 
 
@@ -117,7 +129,9 @@ def test_topic_is_encrypted_and_emails_subscribed(alarms):
 
 def test_existing_topic_is_used_as_is():
     topic = "arn:aws:sns:eu-west-1:111122223333:ops"
-    rec = construct(lambda: Alarms("alarms", AlarmsArgs(**DIMS, thresholds=AlarmThresholds(topic_arn=topic))))[0]
+    rec = construct(
+        lambda: Alarms("alarms", AlarmsArgs(**DIMS, thresholds=dataclasses.replace(THRESHOLDS, topic_arn=topic)))
+    )[0]
     assert rec.of_type("aws:sns/topic:Topic") == []
     assert all(a.inputs["alarmActions"] == [topic] for a in rec.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
 
@@ -158,5 +172,5 @@ def test_dashboard_metrics_name_the_service():
 @pulumi.runtime.test
 def test_alarm_names_output_lists_all_six():
     install(mocks)
-    a = Alarms("al2", AlarmsArgs(**DIMS))
+    a = Alarms("al2", AlarmsArgs(**DIMS, thresholds=THRESHOLDS))
     return a.alarm_names.apply(lambda names: None if len(names) == 6 else pytest.fail(f"al2 alarms {names}"))

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from csm_pulumi_mocks import AZS, CsmMocks, construct, install
+from csm_pulumi_mocks import AZS, CsmMocks, construct, install, stack_config
 
 install(CsmMocks())
 
-from components.aws.network import Network, NetworkArgs, subnet_cidrs  # noqa: E402
+from components.aws.from_config import network_args  # noqa: E402
+from components.aws.network import Network, subnet_cidrs  # noqa: E402
+
+NET = network_args(stack_config())  # the model's defaults: a new VPC
+
+
+def net_args(**changes):
+    return dataclasses.replace(NET, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +24,7 @@ def created():
     return construct(
         lambda: (
             lambda n: (n, {"private": n.private_subnet_ids, "public": n.public_subnet_ids, "azs": n.availability_zones})
-        )(Network("net", NetworkArgs(cidr="10.40.0.0/16", az_count=3, nat_gateways=2)))
+        )(Network("net", net_args(cidr="10.40.0.0/16", az_count=3, nat_gateways=2)))
     )
 
 
@@ -75,10 +84,11 @@ def test_existing_subnets_pass_through_after_the_az_check():
         lambda: (lambda n: (n, {"private": n.private_subnet_ids, "vpc": n.vpc_id}))(
             Network(
                 "net",
-                NetworkArgs(
+                net_args(
                     vpc_id="vpc-0123456789abcdef0",
                     public_subnet_ids=["subnet-0000000a", "subnet-0000000b"],
                     private_subnet_ids=["subnet-0000000c", "subnet-0000000d"],
+                    min_azs=2,
                 ),
             )
         ),
@@ -95,7 +105,7 @@ def test_existing_subnets_in_one_az_fail_the_deployment():
             lambda: (lambda n: (n, {"private": n.private_subnet_ids}))(
                 Network(
                     "net",
-                    NetworkArgs(
+                    net_args(
                         vpc_id="vpc-0123456789abcdef0",
                         public_subnet_ids=["subnet-0000000a", "subnet-0000000b"],
                         private_subnet_ids=["subnet-0000000c", "subnet-0000000d"],

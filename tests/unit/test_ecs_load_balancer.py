@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import pulumi
 import pytest
-from csm_pulumi_mocks import CsmMocks, construct, install
+from csm_pulumi_mocks import CsmMocks, construct, install, stack_config
 
 mocks = install(CsmMocks())
 
 from components.ecs.load_balancer import LoadBalancer, LoadBalancerArgs  # noqa: E402
+from components.spec import build_spec  # noqa: E402
 
 CERT = "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-4000-8000-000000000000"
-BASE = dict(vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"], target_port=8000)
+CONFIG = stack_config()
+SPEC = build_spec(CONFIG)
+BASE = dict(
+    vpc_id="vpc-1",
+    subnet_ids=["subnet-a", "subnet-b"],
+    target_port=8000,
+    health_path="/health/ready",
+    health_interval=SPEC.health.interval,
+    health_timeout=SPEC.health.timeout,
+    unhealthy_threshold=SPEC.health.retries,
+    ssl_policy=CONFIG.ingress.ssl_policy,
+    internal=False,
+    ingress_cidrs=CONFIG.network.ingress_cidrs,
+    idle_timeout=CONFIG.ingress.idle_timeout,
+    deregistration_delay=SPEC.drain_seconds,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +39,9 @@ def https():
 
 @pytest.fixture(scope="module")
 def http():
-    return construct(lambda: LoadBalancer("lb", LoadBalancerArgs(**BASE)))[0]
+    return construct(
+        lambda: LoadBalancer("lb", LoadBalancerArgs(**BASE, certificate_arn=None, deletion_protection=False))
+    )[0]
 
 
 def test_alb_goes_in_the_given_public_subnets(https):
@@ -86,7 +104,7 @@ def test_ingress_only_on_listener_ports(https, http):
 @pulumi.runtime.test
 def test_dns_name_output():
     install(mocks)
-    lb = LoadBalancer("lb2", LoadBalancerArgs(**BASE))
+    lb = LoadBalancer("lb2", LoadBalancerArgs(**BASE, certificate_arn=None, deletion_protection=False))
     return pulumi.Output.all(lb.dns_name, lb.target_group_arn).apply(
         lambda v: None if v[0].endswith(".elb.amazonaws.com") and v[1] else pytest.fail(f"lb2 outputs {v}")
     )

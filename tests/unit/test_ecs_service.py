@@ -21,12 +21,16 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/csm@sha256:" + "c" * 64
 REGISTER = botocore.session.get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
 
 
+def config(stack="prod"):
+    return StackConfig.load(load_stack_values(stack), stack=stack)
+
+
 def spec(stack="prod"):
-    return build_spec(StackConfig.load(load_stack_values(stack), stack=stack))
+    return build_spec(config(stack))
 
 
 def make(stack="prod", **overrides):
-    s = spec(stack)
+    s, e = spec(stack), config(stack).ecs
     arns = {x.ref: f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:{x.ref}-Ab12Cd" for x in s.secrets}
     args = dict(
         spec=s,
@@ -40,6 +44,12 @@ def make(stack="prod", **overrides):
         task_role_arn="arn:aws:iam::1:role/task",
         log_group_name="/ecs/csm-prod",
         secret_arns=arns,
+        min_healthy_percent=e.min_healthy_percent,
+        max_percent=e.max_percent,
+        grace_period=e.grace_period,
+        container_insights=e.container_insights,
+        capacity_provider=e.capacity_provider,
+        execute_command=e.enable_execute_command,
     )
     return Service("svc", ServiceArgs(**{**args, **overrides}))
 

@@ -31,7 +31,16 @@ def statements(doc: dict) -> list[dict]:
 
 
 def make(**overrides):
-    args = dict(log_group_arn=LOG_GROUP, region="eu-west-1", secret_arns=[SECRET], ecr_repository_arn=REPO)
+    args = dict(
+        log_group_arn=LOG_GROUP,
+        region="eu-west-1",
+        secret_arns=[SECRET],
+        kms_key_arns=[],
+        ecr_repository_arn=REPO,
+        keyspaces=False,
+        keyspace="csm",
+        execute_command=False,
+    )
     return TaskRoles("csm-roles", TaskRolesArgs(**{**args, **overrides}))
 
 

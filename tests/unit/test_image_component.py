@@ -7,13 +7,17 @@ import json
 
 import pulumi
 import pytest
-from csm_pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, construct, install
+from csm_pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, construct, install, stack_config
 
 mocks = install(CsmMocks())
 
-from components.image import Image, ImageArgs, lifecycle_policy, scan_script  # noqa: E402
+from components.image import Image, ImageArgs, image_args, lifecycle_policy, scan_script  # noqa: E402
 
-ARGS = dict(repository_name="csm", version="1.0.0", commit="0123abcd4567", kms_key_arn=None, deletion_protection=True)
+BASE = vars(image_args(stack_config("dev")))
+ARGS = {
+    **BASE,
+    **dict(repository_name="csm", version="1.0.0", commit="0123abcd4567", deletion_protection=True, scan_policy="prod"),
+}
 
 
 def make(**overrides):

@@ -84,6 +84,9 @@ def settings(overrides=None, stack="dev"):
     return StackConfig.load({**stack_values(stack), **SWARM, **(overrides or {})}, stack=stack)
 
 
+UNSET = dict(registry=None, secret_name_key=None, log_retention_days=None, deletion_protection=False)
+
+
 def make_stack(overrides=None, secret_values=None, **kw):
     cfg = settings(overrides)
     spec = build_spec(cfg, IMAGE)
@@ -100,7 +103,7 @@ def make_stack(overrides=None, secret_values=None, **kw):
                 tls_ca_cert=cfg.swarm.tls_ca_cert,
                 tls_cert=cfg.swarm.tls_cert,
                 tls_key=cfg.swarm.tls_key,
-                **kw,
+                **{**UNSET, **kw},
             ),
         )
         return stack, {
@@ -181,6 +184,10 @@ def test_tcp_host_without_tls_is_refused():
                 image_ref=IMAGE,
                 host="tcp://h:2376",
                 secret_values=SECRET_VALUES,
+                tls_ca_cert=None,
+                tls_cert=None,
+                tls_key=None,
+                **UNSET,
             ),
         )
 
