@@ -20,7 +20,6 @@ pass/fail against the targets and the spec's floors and exits 0 unless it could 
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import glob
 import gzip
@@ -29,7 +28,6 @@ import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import socket
 import ssl
@@ -44,6 +42,11 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from harness.envfile import read_env
+from harness.net import free_port
+from harness.poll import until
+from harness.proc import run
+from harness.service_secrets import NONROOT, seal, write_service_secrets
 from reliability.load import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +55,6 @@ CONTEXT = OUT / "context"
 LOGS = OUT / "logs"
 ENGINE_ENV = ROOT / ".local" / "engine.env"
 CA_BUNDLE = Path(os.environ.get("CSM_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
-NONROOT = 65532
 KEYSPACE = "csm_bench"
 # Dockerfiles as copied into the private context at the start (later edits don't leak into the run)
 IMAGES = {"csm": CONTEXT / "Dockerfile", "baseline": CONTEXT / "baseline.Dockerfile"}
@@ -113,26 +115,13 @@ def sh(
     timeout: float = 1800,
     check: bool = True,
     input: str | None = None,
-    text: bool = True,
 ) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(args), capture_output=True, text=text, timeout=timeout, input=input)
+    result = run(*args, timeout=timeout, check=False, input=input)
     if log:
         (LOGS / log).write_text(f"$ {' '.join(args)}\n{result.stdout}\n{result.stderr}")
     if check and result.returncode != 0:
         die(f"{' '.join(args[:4])} ... exited {result.returncode}\n{result.stderr[-3000:]!r}")
     return result
-
-
-def env_file(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_status(url: str, timeout: float = 2) -> int | None:
@@ -220,7 +209,14 @@ def image_sizes(tag: str) -> tuple[float, float, float | None]:
             compressed = sink.tell()
         zstd = None
         if shutil.which("zstd"):
-            zstd = len(sh("zstd", "-19", "-T0", "-q", "-c", str(layers), text=False).stdout) / MB
+            zstd = (
+                len(
+                    subprocess.run(
+                        ["zstd", "-19", "-T0", "-q", "-c", str(layers)], capture_output=True, check=True
+                    ).stdout
+                )
+                / MB
+            )
     return round(uncompressed / MB, 1), round(compressed / MB, 1), round(zstd, 1) if zstd else None
 
 
@@ -229,14 +225,11 @@ def image_sizes(tag: str) -> tuple[float, float, float | None]:
 
 def make_secrets() -> Path:
     directory = Path(tempfile.mkdtemp(prefix="csm-bench-"))
-    (directory / "csm_master_key").write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-    (directory / "csm_api_tokens").write_text(f"bench:read,write:{secrets.token_urlsafe(32)}\n")
+    write_service_secrets(directory, "bench")
     (directory / "csm_cassandra_password").write_text(
         os.environ.get("CSM_BENCH_CASSANDRA_PASSWORD", "cassandra") + "\n"
     )
-    for path in (directory, *directory.iterdir()):
-        os.chown(path, NONROOT, NONROOT)
-        path.chmod(0o700 if path.is_dir() else 0o400)
+    seal(directory, NONROOT)
     return directory
 
 
@@ -277,13 +270,11 @@ def remove(cid: str) -> None:
 
 
 def wait_ready(url: str, cid: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http_status(url) == 200:
-            return
-        time.sleep(0.02)
-    logs = sh("docker", "logs", "--tail", "30", cid, check=False)
-    die(f"{url} not ready within {timeout:.0f} s\n{logs.stderr[-3000:]}")
+    try:
+        until(f"{url} answering 200", lambda: http_status(url) == 200, timeout, interval=0.02)
+    except TimeoutError as error:
+        logs = sh("docker", "logs", "--tail", "30", cid, check=False)
+        die(f"{error}\n{logs.stderr[-3000:]}")
 
 
 def start_to_ready(tag: str, secrets_dir: Path, runs: int) -> tuple[list[float], list[dict[str, float]]]:
@@ -695,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         die("run as root (the secrets handed to the containers are owned by uid 65532)")
     if sh("docker", "info", check=False).returncode != 0:
         die("the Docker engine is not running: run 'make prereqs'")
-    base = env_file(ENGINE_ENV).get("CSM_DEBIAN_BASE") or die(
+    base = read_env(ENGINE_ENV).get("CSM_DEBIAN_BASE") or die(
         "no CSM_DEBIAN_BASE in .local/engine.env: run 'make prereqs'"
     )
     try:

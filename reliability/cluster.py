@@ -15,7 +15,6 @@ depend on the one node holding the role, which is not what these cases are about
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import secrets
 import signal
@@ -29,9 +28,12 @@ from pathlib import Path
 
 import httpx
 
+from harness.net import free_port
+from harness.poll import wait_for
+from harness.service_secrets import write_service_secrets
 from reliability import load as L
 from reliability.report import CaseResult, write
-from reliability.stack import Poller, wait_for
+from reliability.stack import Poller
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "reliability"
@@ -114,13 +116,8 @@ class Csm:
         self.directory.mkdir(parents=True, exist_ok=True)
         secrets_dir = self.directory / "secrets"
         secrets_dir.mkdir(exist_ok=True)
-        (secrets_dir / "csm_master_key").write_text(base64.b64encode(secrets.token_bytes(32)).decode())
-        (secrets_dir / "csm_api_tokens").write_text(f"admin:read,write:{self.token}\n")
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        write_service_secrets(secrets_dir, "admin", token=self.token)
+        self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CSM_")}
         env.update(
             {

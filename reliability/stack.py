@@ -14,17 +14,20 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from secrets import token_bytes, token_hex, token_urlsafe
 
 import httpx
 
+from harness.envfile import read_env
+from harness.net import free_port
+from harness.poll import wait_for
+from harness.proc import run
 from reliability.load import Target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,18 +47,6 @@ class Unavailable(RuntimeError):
     """The engine, an image or another prerequisite is missing (a skip outside CI, a failure under CI)."""
 
 
-def run(
-    *args: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=env, input=input, cwd=ROOT)
-    if check and result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}"
-            f"\n--- stderr\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
 def engine_problem() -> str | None:
     try:
         result = subprocess.run(
@@ -66,47 +57,8 @@ def engine_problem() -> str | None:
     return None if result.returncode == 0 else f"docker info failed: {result.stderr.strip()[:300]}"
 
 
-def read_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
-
-
 def inspect(container: str) -> dict:
     return json.loads(run("docker", "inspect", container).stdout)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(
-    url: str, status: int, timeout: float, interval: float = 0.1, give_up: Callable[[], bool] = lambda: False
-) -> float:
-    """Polls ``url`` until it answers ``status``; returns the seconds it took. Stops early when
-    ``give_up()`` says waiting longer is pointless (its container died, say)."""
-    started = time.monotonic()
-    last = "no answer"
-    while time.monotonic() - started < timeout:
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == status:
-                return time.monotonic() - started
-            last = f"{response.status_code} {response.text[:200]}"
-        except httpx.HTTPError as error:
-            last = repr(error)
-        if give_up():
-            raise TimeoutError(
-                f"{url} did not answer {status}; gave up after {time.monotonic() - started:.0f} s (last: {last})"
-            )
-        time.sleep(interval)
-    raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f} s (last: {last})")
 
 
 @dataclass

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from csm_testing import (
+
+from harness.service import (
     CASSANDRA,
     Secrets,
     Service,
@@ -55,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def cassandra() -> Iterator[None]:
-    """The tests' Cassandra (``csm_testing.CASSANDRA``), started by cassandra/run if it is not up; a node
+    """The tests' Cassandra (``harness.service.CASSANDRA``), started by cassandra/run if it is not up; a node
     other than the default host Cassandra (127.0.0.1:9042, kept for the other suites) that this session
     started is stopped at its end. Under CI=true a Cassandra that cannot be started fails the test;
     elsewhere it skips it."""

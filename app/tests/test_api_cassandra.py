@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,8 +17,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from csm.models import MAX_DNS_NAMES_CHARS
-from csm_testing import Secrets, Service, admin_cluster, bearer, service_env
+from harness.poll import until
+from harness.service import Secrets, Service, admin_cluster, bearer, service_env
 
 pytestmark = pytest.mark.cassandra
 
@@ -351,10 +352,8 @@ def test_sigterm_finishes_in_flight_requests(
         threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 30
-        while in_progress(draining) - 1 + len(outcomes) < 4:  # every request accepted (the -1: this scrape)
-            assert time.monotonic() < deadline, "the requests never reached the service"
-            time.sleep(0.05)
+        # every request accepted (the -1: this scrape)
+        until("the requests reaching the service", lambda: in_progress(draining) - 1 + len(outcomes) >= 4, 30, 0.05)
         draining.process.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(timeout=60)

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from csm.app import create_app
 from csm.config import load_settings
-from csm_testing import Secrets, free_port
+from harness.service import Secrets, free_port
 
 
 @pytest.fixture

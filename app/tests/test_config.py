@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from csm.cli import main
 from csm.config import ConfigError, load_settings
-from csm_testing import Secrets, make_secrets
+from harness.service import Secrets, make_secrets
 
 
 def write(path: Path, text: str) -> Path:

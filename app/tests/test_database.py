@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from csm import ca
 from csm.config import load_settings
 from csm.store import Database
 from csm.store.migrations import MIGRATIONS, replication
-from csm_testing import Secrets
+from harness.service import Secrets
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from csm.app import create_app
-from csm.config import load_settings
-from csm_testing import Secrets
 
 from cassandra import InvalidRequest
+from csm.app import create_app
+from csm.config import load_settings
+from harness.service import Secrets
 
 Get = Callable[[str], httpx.Response]
 

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
+from cassandra import InvalidRequest
 from csm.config import ConfigError, load_settings
 from csm.pagination import PageTokens
 from csm.store import Database, Repository
 from csm.store.keyspaces import created, wait_until_active
 from csm.store.migrations import replication
-from csm_testing import Secrets
-
-from cassandra import InvalidRequest
+from harness.service import Secrets
 
 
 def keyspaces(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, **extra: str) -> None:
@@ -210,9 +210,9 @@ def test_a_batch_whose_batch_log_times_out_goes_again_unlogged(secrets_dir: Secr
     """For the seconds before a killed node is convicted, a logged batch may fail to write its batch log
     (nothing applied): the same idempotent statements go again unlogged."""
     from cassandra.query import BatchType
-    from csm.store.database import _Connection
 
     from cassandra import WriteTimeout, WriteType
+    from csm.store.database import _Connection
 
     sent: list[Any] = []
 

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from cassandra.cluster import Session
 from cassandra.query import dict_factory
+
 from csm.config import load_settings
 from csm.pagination import PageTokens
 from csm.store import Database, Repository
 from csm.store import migrations as m
-from csm_testing import CASSANDRA_VERSION, Secrets, admin_cluster, service_env
+from harness.service import CASSANDRA_VERSION, Secrets, admin_cluster, service_env
 
 pytestmark = pytest.mark.cassandra
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from csm.models import MAX_DNS_NAMES_CHARS, CertificateIssue
 from pydantic import ValidationError
+
+from csm.models import MAX_DNS_NAMES_CHARS, CertificateIssue
 
 AUTHORITY = "00000000-0000-0000-0000-000000000000"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from csm_testing import CASSANDRA, Secrets, Service, bearer, cassandra_listening, run_cassandra
+
+from harness.service import CASSANDRA, Secrets, Service, bearer, cassandra_listening, run_cassandra
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.outage]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from csm.pagination import BadPageToken, PageTokens
 
 QUERY = "SELECT * FROM certificates"

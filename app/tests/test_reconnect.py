@@ -13,25 +13,19 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
+
 from csm.config import load_settings
 from csm.store import Database
-from csm_testing import CASSANDRA, Secrets, Service, TcpRelay, bearer, metric, service_env, with_hosts_file
-from prometheus_client import REGISTRY
+from harness.poll import until
+from harness.service import CASSANDRA, Secrets, Service, TcpRelay, bearer, metric, service_env, with_hosts_file
 
 # The old container's address: a loopback alias of its own per tests' node, so runs against several nodes coexist.
 OLD_ADDRESS = "127.0.0.2" if CASSANDRA[0] == "127.0.0.1" else f"127.0.1.{CASSANDRA[0].rsplit('.', 1)[1]}"
 RECONNECTED = 'csm_cassandra_reconnects_total{outcome="ok"}'
-
-
-def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -130,11 +124,11 @@ def test_reconnect_swaps_sessions_and_leaks_nothing(
             assert (await database.execute("probe", statement)).one()["release_version"]
         assert live_clusters() == clusters, "an old Cluster outlived the reconnect"
         assert reconnects("ok") == succeeded + 3
-        eventually(lambda: relay.open_connections == connected, 10, "old Clusters' connections closed")
+        until("old Clusters' connections closed", lambda: relay.open_connections == connected, 10, 0.1)
 
         database.close()
         assert live_clusters() == clusters - 1
-        eventually(lambda: relay.open_connections == 0, 10, "connections closed by close()")
+        until("connections closed by close()", lambda: relay.open_connections == 0, 10, 0.1)
 
     try:
         asyncio.run(scenario())

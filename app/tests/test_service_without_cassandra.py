@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from csm_testing import Secrets, Service, bearer, free_port, make_secrets
+
+from harness.service import Secrets, Service, bearer, free_port, make_secrets
 
 
 @pytest.fixture(scope="module")

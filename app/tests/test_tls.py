@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from csm.config import load_settings
 from csm.store import Database
-from csm_testing import CASSANDRA, CASSANDRA_VERSION, Secrets, Service, bearer, run_cassandra, service_env
+from harness.service import CASSANDRA, CASSANDRA_VERSION, Secrets, Service, bearer, run_cassandra, service_env
 
 pytestmark = pytest.mark.cassandra
 

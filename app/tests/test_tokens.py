@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from csm.tokens import Principal, TokenFileError, TokenVerifier, parse_tokens
 
 A = "a" * 40

@@ -1,10 +1,10 @@
-"""Fixtures shared by the e2e tests: the local Kubernetes cluster (kube_fixture.py)."""
+"""Fixtures shared by the e2e tests: the local Kubernetes cluster (harness.kube.py)."""
 
 from __future__ import annotations
 
-from kube_fixture import kube_cluster  # noqa: F401  (the session fixture, for every e2e module)
+from harness.kube import kube_cluster  # noqa: F401  (the session fixture, for every e2e module)
 
 
 def pytest_collection_modifyitems(items):
-    """Tests marked with kube_fixture.run_last (the `kube down` leftover check) go last."""
+    """Tests marked with harness.kube.run_last (the `kube down` leftover check) go last."""
     items.sort(key=lambda item: bool(getattr(getattr(item, "function", None), "run_last", False)))

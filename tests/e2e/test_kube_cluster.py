@@ -1,7 +1,7 @@
 """The local Kubernetes cluster (localengine/kube) for real: node, Pod Security, DNS, NodePort,
 metrics, Cassandra, an idempotent second `up`, and a `down` that leaves nothing behind.
 
-The cluster comes from the session fixture ``kube_cluster`` (tests/e2e/kube_fixture.py, registered
+The cluster comes from the session fixture ``kube_cluster`` (tests/e2e/harness.kube.py, registered
 in tests/e2e/conftest.py), shared with every other test that needs it. Host-side traffic only goes
 to 127.0.0.1 (the API server, a NodePort); pod-side checks run inside pods (`kubectl exec`).
 The `down` check is decorated with ``run_last``: it runs after every other test of the session.
@@ -19,7 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kube_fixture import KubeCluster, kube, run, run_last, wait_until
+
+from harness.kube import KubeCluster, kube, run, run_last
+from harness.poll import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine, pytest.mark.kube]
 
@@ -107,7 +109,7 @@ metadata:
             "-f",
             "-",
             check=False,
-            stdin="""
+            input="""
 apiVersion: v1
 kind: Pod
 metadata: {name: privileged}
@@ -144,7 +146,7 @@ def test_cluster_dns_resolves_service_names_from_a_pod(kube_cluster: KubeCluster
     ):
         service = name.split(".")[0]
         cluster_ip = kube_cluster.json("-n", namespace, "get", "service", service)["spec"]["clusterIP"]
-        addresses = wait_until(f"{name} resolves", lambda name=name: nslookup(kube_cluster, name), timeout=60)
+        addresses = until(f"{name} resolves", lambda name=name: nslookup(kube_cluster, name), timeout=60)
         assert addresses == [cluster_ip], (name, addresses)
 
 
@@ -153,7 +155,7 @@ def test_a_nodeport_service_answers_on_127_0_0_1(kube_cluster: KubeCluster, prob
         with urllib.request.urlopen(f"http://127.0.0.1:{probe}/", timeout=5) as response:
             return response.read().decode()
 
-    assert wait_until("the NodePort answers", get, timeout=60).strip() == "hello-from-kube"
+    assert until("the NodePort answers", get, timeout=60).strip() == "hello-from-kube"
 
 
 def test_pods_reach_the_api_server_through_the_kubernetes_service(kube_cluster: KubeCluster, probe: str):
@@ -182,7 +184,7 @@ def test_metrics_api_returns_pod_metrics(kube_cluster: KubeCluster):
         out = kube_cluster.kubectl("top", "pod", "-n", "kube-system", "--no-headers", check=False)
         return out.stdout if out.returncode == 0 and "coredns" in out.stdout else ""
 
-    lines = wait_until("kubectl top pod", top, timeout=240, interval=5)
+    lines = until("kubectl top pod", top, timeout=240, interval=5)
     assert re.search(r"coredns-\S+\s+\d+m\s+\d+Mi", str(lines)), lines
     metrics = json.loads(
         kube_cluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods").stdout

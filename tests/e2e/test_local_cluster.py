@@ -8,10 +8,8 @@ Under CI=true a missing engine fails, never skips.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,9 @@ import pytest
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
 from cassandra.policies import WhiteListRoundRobinPolicy
+
+from harness.poll import until
+from harness.proc import docker_json, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]
 
@@ -30,41 +31,21 @@ NODES = ("cassandra", "cassandra2", "cassandra3")
 
 
 def _make_up(nodes: int) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["make", "--no-print-directory", "up", f"CASSANDRA_NODES={nodes}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert result.returncode == 0, (
-        f"make up CASSANDRA_NODES={nodes} exited {result.returncode}\n"
-        f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
-    )
-    return result
+    return run("make", "--no-print-directory", "up", f"CASSANDRA_NODES={nodes}", timeout=1500)
 
 
 def _harness(*args: str) -> None:
-    subprocess.run(
-        [str(ROOT / "localengine" / "csm-local"), *args], cwd=ROOT, check=True, timeout=300, capture_output=True
-    )
+    run(str(ROOT / "localengine" / "csm-local"), *args, timeout=300)
 
 
 def _containers() -> dict[str, dict]:
     """Running and stopped containers of the stack, by Compose service."""
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
+    ids = run(
+        "docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}", timeout=30
     ).stdout.split()
     if not ids:
         return {}
-    inspected = json.loads(
-        subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True, timeout=30).stdout
-    )
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in docker_json("inspect", *ids, timeout=30)}
 
 
 def _data_volume(container: dict) -> str:
@@ -112,13 +93,12 @@ def _issue(client: httpx.Client, authority_id: str, name: str) -> dict:
 
 
 def _wait_healthy(service: str, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        health = _containers()[service]["State"].get("Health", {}).get("Status")
-        if health == "healthy":
-            return
-        time.sleep(3)
-    raise AssertionError(f"{service} not healthy within {timeout:g} s: {_containers()[service]['State']}")
+    until(
+        f"{service} healthy",
+        lambda: _containers()[service]["State"].get("Health", {}).get("Status") == "healthy",
+        timeout=timeout,
+        interval=3,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from kube_fixture import KubeCluster, wait_until
+
+from harness import eso
+from harness.kube import KubeCluster
+from harness.poll import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine, pytest.mark.kube]
 
@@ -157,7 +160,7 @@ def test_up_converges_with_every_probe_passing(stack):
         raise AssertionError(f"{status}\n" + kubectl("get", "pods,events", "-n", NAMESPACE, check=False).stdout)
 
     started = time.monotonic()
-    wait_until("both replicas ready and the Deployment Available after up", both_ready_and_available, timeout=60)
+    until("both replicas ready and the Deployment Available after up", both_ready_and_available, timeout=60)
     print(f"readyReplicas 2 of 2 and Available, {time.monotonic() - started:.1f} s after up returned")
     dep = kube_json("get", "deployment", DEPLOYMENT, "-n", NAMESPACE)
     container = dep["spec"]["template"]["spec"]["containers"][0]
@@ -224,7 +227,7 @@ def test_a_deleted_pod_is_replaced(stack):
         }
         return victim not in names and len(names) == 2
 
-    wait_until("two ready pods again, the deleted one replaced", replaced, timeout=300)
+    until("two ready pods again, the deleted one replaced", replaced, timeout=300)
 
 
 def test_the_disruption_budget_holds_during_a_drain(stack):
@@ -252,7 +255,7 @@ def test_the_disruption_budget_holds_during_a_drain(stack):
         assert len(running) >= 1
     finally:
         kubectl("uncordon", "localhost")
-    wait_until(
+    until(
         "the Deployment Available again",
         lambda: kube_json("get", "deployment", DEPLOYMENT, "-n", NAMESPACE)["status"].get("readyReplicas") == 2,
         timeout=300,
@@ -268,7 +271,7 @@ def test_the_autoscaler_reads_metrics(stack):
             if m.get("resource", {}).get("current", {}).get("averageUtilization") is not None
         ]
 
-    found = wait_until("the HPA's current CPU and memory utilisation", metrics, timeout=300, interval=10)
+    found = until("the HPA's current CPU and memory utilisation", metrics, timeout=300, interval=10)
     assert {m["resource"]["name"] for m in found} == {"cpu", "memory"}
 
 
@@ -316,21 +319,8 @@ def test_external_secrets_objects_are_accepted_by_the_operator_crds(stack, tmp_p
 
 
 def eso_crds() -> list[dict]:
-    """The ExternalSecret and SecretStore CRDs of the operator release the EKS stack installs, from
-    the sha256-pinned module zip the unit tests fetch and cache."""
-    import importlib.util
-    import io
-    import zipfile
-
-    spec = importlib.util.spec_from_file_location(
-        "k8s_render_tests", ROOT / "tests" / "unit" / "test_kubernetes_render.py"
-    )
-    assert spec and spec.loader
-    tests = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tests)
-    prefix = f"github.com/external-secrets/external-secrets@v{tests.ESO_VERSION}/config/crds/bases/external-secrets.io_"
-    with zipfile.ZipFile(io.BytesIO(tests._eso_module_zip())) as module:
-        return [yaml.safe_load(module.read(f"{prefix}{plural}.yaml")) for plural in tests.ESO_CRDS.values()]
+    """The ExternalSecret and SecretStore CRDs of the operator release the EKS stack installs."""
+    return list(eso.crds().values())
 
 
 # ---------------------------------------------------------------- updates
@@ -353,7 +343,7 @@ def test_an_image_that_never_turns_ready_fails_up_and_the_old_pods_keep_serving(
         pods = deployment_pods()
         return bool(pods) and len(ready_pods(pods)) == len(pods)
 
-    wait_until("the previous rollout's pods to be all ready, none terminating", settled, timeout=300)
+    until("the previous rollout's pods to be all ready, none terminating", settled, timeout=300)
     before = ready_pods()
     pulumi("config", "set", "healthReadyPath", "/health/never", timeout=120)
     try:
@@ -379,7 +369,7 @@ def test_an_interrupted_up_converges_when_run_again(stack):
         start_new_session=True,
     )
     try:
-        wait_until(
+        until(
             "the update to start changing resources",
             lambda: proc.poll() is not None or _updating(proc),
             timeout=600,

@@ -25,7 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from kube_fixture import run  # the e2e tests' one subprocess helper
+
+from harness.poll import until
+from harness.proc import docker_json, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]
 
@@ -54,15 +56,6 @@ def swarm(*args: str, timeout: float = UP_TIMEOUT, check: bool = True) -> subpro
     return run(str(SWARM), *args, timeout=timeout, check=check)
 
 
-def docker_json(*args: str):
-    return json.loads(run("docker", *args).stdout)
-
-
-def read_env(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
 def csm_containers() -> list[str]:
     out = run("docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={CSM_SERVICE}").stdout
     return out.split()
@@ -75,16 +68,6 @@ def service_image(service: str = CSM_SERVICE) -> str:
 def running_tasks(service: str) -> list[dict]:
     out = run("docker", "service", "ps", service, "--filter", "desired-state=running", "--format", "{{json .}}").stdout
     return [t for t in map(json.loads, out.splitlines()) if t["CurrentState"].startswith("Running")]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def py_in(container: str, code: str) -> str:
@@ -330,10 +313,10 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployed, token, cert
     with Load(token, certificate["id"]) as load:
         time.sleep(3)
         run("docker", "kill", victim)
-        wait_for(
-            lambda: victim not in csm_containers() and len(running_tasks(CSM_SERVICE)) == 2,
-            180,
+        until(
             "Swarm replaces the killed replica with a healthy one",
+            lambda: victim not in csm_containers() and len(running_tasks(CSM_SERVICE)) == 2,
+            timeout=180,
             interval=2,
         )
         time.sleep(3)

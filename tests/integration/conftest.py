@@ -6,14 +6,10 @@ containers are started once and shared. Under CI=true a missing engine or Cassan
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -23,62 +19,29 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reliability.stack import wait_for
+from harness.containers import (
+    NATIVE_START_TIMEOUT,
+    Container,
+    Image,
+    native_platform,
+    published_url,
+    start_container,
+    wait_until,
+)
+from harness.envfile import read_env
+from harness.proc import docker_json, run
+from harness.service_secrets import NONROOT, write_service_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_IMAGE = ROOT / "localengine" / "build-image"
 IMAGE_ENV = ROOT / ".local" / "image.env"
-NONROOT = 65532
 BUILD_TIMEOUT = 1800  # a cold multi-arch build on 2 cores, with arm64 under qemu
-NATIVE_START_TIMEOUT = 60
-EMULATED_START_TIMEOUT = 300  # python under qemu-user is 10-20x slower
 
 
 def _unavailable(what: str, problem: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is required under CI=true (run localengine/csm-local prereqs): {problem}")
     pytest.skip(f"no {what}: {problem}")
-
-
-def run(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-        )
-    return result
-
-
-def docker_json(*args: str) -> object:
-    return json.loads(run("docker", *args).stdout)
-
-
-def read_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.startswith("#"):
-            values[key.strip()] = value.strip()
-    return values
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def native_platform() -> str:
-    arch = run("docker", "info", "--format", "{{.Architecture}}").stdout.strip()
-    return {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}.get(arch, f"linux/{arch}")
-
-
-@dataclass(frozen=True)
-class Image:
-    ref: str  # repo@sha256:<manifest list digest>
-    tag: str
-    platforms: tuple[str, ...]
-    config: dict  # `docker image inspect` of the native variant
 
 
 @pytest.fixture(scope="session")
@@ -229,69 +192,9 @@ class _ResponseReader:
 def service_secrets() -> Iterator[Path]:
     """The service's two required secrets as files (never environment variables), readable by 65532 only."""
     directory = Path(tempfile.mkdtemp(prefix="csm-image-test-"))
-    (directory / "csm_master_key").write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-    (directory / "csm_api_tokens").write_text(f"image-test:read,write:{secrets.token_urlsafe(32)}\n")
-    for path in (directory, *directory.iterdir()):
-        os.chown(path, NONROOT, NONROOT)
-        path.chmod(0o700 if path.is_dir() else 0o400)
+    write_service_secrets(directory, "image-test", owner=NONROOT)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class Container:
-    id: str
-    url: str
-    platform: str
-
-
-def wait_until(url: str, timeout: float, status: int = 200, container: str | None = None) -> float:
-    """``wait_for`` that gives up when the container stops running, and fails with its logs."""
-
-    def stopped() -> bool:
-        return (
-            container is not None
-            and run("docker", "inspect", "-f", "{{.State.Running}}", container).stdout.strip() != "true"
-        )
-
-    try:
-        return wait_for(url, status, timeout, interval=0.25, give_up=stopped)
-    except TimeoutError as error:
-        logs = run("docker", "logs", "--tail", "40", container, check=False).stderr if container else ""
-        raise AssertionError(f"{error}\n{logs}") from None
-
-
-def start_container(
-    image: Image, platform: str, secrets_dir: Path, *extra: str, network_host_port: int | None = None
-) -> str:
-    args = [
-        "docker",
-        "run",
-        "--detach",
-        "--platform",
-        platform,
-        "--read-only",
-        "--tmpfs",
-        "/tmp:rw,noexec,nosuid,size=16m",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--volume",
-        f"{secrets_dir}:/run/secrets:ro",
-        "--label",
-        "csm.test=image",
-    ]
-    if network_host_port is None:
-        args += ["--publish", "127.0.0.1::8000"]
-    else:
-        args += ["--network", "host", "--env", "CSM_HOST=127.0.0.1", "--env", f"CSM_PORT={network_host_port}"]
-    return run(*args, *extra, image.ref).stdout.strip()
-
-
-def published_url(cid: str) -> str:
-    port = run("docker", "port", cid, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
@@ -330,15 +233,3 @@ def debug_image(engine: None) -> str:
     )
     assert result.returncode == 0, f"build-image --target debug exited {result.returncode}\n{result.stderr[-6000:]}"
     return read_env(IMAGE_ENV)["CSM_IMAGE_DEBUG"]
-
-
-# Taken while this file is being imported: later, sys.modules["conftest"] is whichever
-# folder's conftest.py pytest imported last.
-_THIS_MODULE = sys.modules[__name__]
-
-
-@pytest.fixture(scope="session")
-def kit():
-    """This module's helpers (run, start_container, wait_until, ...) for the test modules, which
-    must not `import conftest`: several test folders have a conftest.py of their own."""
-    return _THIS_MODULE

@@ -10,12 +10,16 @@ import datetime as dt
 import json
 import os
 import re
-import time
 import tomllib
 from pathlib import Path
 
 import httpx
 import pytest
+
+from harness.containers import EMULATED_START_TIMEOUT, native_platform, start_container, wait_until
+from harness.net import free_port
+from harness.poll import until
+from harness.proc import docker_json, run
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(1800)]
 
@@ -41,8 +45,8 @@ def _version() -> str:
 # ---------------------------------------------------------------- what the image is
 
 
-def test_manifest_list_holds_amd64_and_arm64(kit, csm_image, registry_index: dict) -> None:
-    raw = json.loads(kit.run("docker", "buildx", "imagetools", "inspect", "--raw", csm_image.ref).stdout)
+def test_manifest_list_holds_amd64_and_arm64(csm_image, registry_index: dict) -> None:
+    raw = json.loads(run("docker", "buildx", "imagetools", "inspect", "--raw", csm_image.ref).stdout)
     assert raw["mediaType"] in {
         "application/vnd.oci.image.index.v1+json",
         "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -53,7 +57,7 @@ def test_manifest_list_holds_amd64_and_arm64(kit, csm_image, registry_index: dic
     assert not csm_image.tag.endswith(":latest")
 
 
-def test_each_variant_is_built_for_its_architecture(kit, variants) -> None:
+def test_each_variant_is_built_for_its_architecture(variants) -> None:
     assert set(variants) == PLATFORMS
     for platform, variant in variants.items():
         assert f"{variant.config['os']}/{variant.config['architecture']}" == platform
@@ -61,17 +65,17 @@ def test_each_variant_is_built_for_its_architecture(kit, variants) -> None:
         assert f"usr/lib/{triplet}/libc.so.6" in variant.paths(), f"{platform}: no libc for {triplet}"
 
 
-def test_runs_as_nonroot_65532(kit, variants, native_container) -> None:
+def test_runs_as_nonroot_65532(variants, native_container) -> None:
     for platform, variant in variants.items():
         assert variant.config["config"]["User"] == f"{NONROOT}:{NONROOT}", platform
-    pid = kit.run("docker", "inspect", "-f", "{{.State.Pid}}", native_container.id).stdout.strip()
+    pid = run("docker", "inspect", "-f", "{{.State.Pid}}", native_container.id).stdout.strip()
     status = Path(f"/proc/{pid}/status").read_text()
     uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()  # type: ignore[union-attr]
     gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()  # type: ignore[union-attr]
     assert set(uids) == {str(NONROOT)} and set(gids) == {str(NONROOT)}, f"serve runs as uid {uids} gid {gids}"
 
 
-def test_no_shell_no_package_manager_no_pip_no_compiler(kit, variants) -> None:
+def test_no_shell_no_package_manager_no_pip_no_compiler(variants) -> None:
     for platform, variant in variants.items():
         paths = variant.paths()
         # positive controls: the listing is the real filesystem
@@ -82,14 +86,14 @@ def test_no_shell_no_package_manager_no_pip_no_compiler(kit, variants) -> None:
         assert not [p for p in paths if p.startswith(("var/lib/apt", "etc/apt", "var/cache/apt"))], platform
 
 
-def test_exec_form_entrypoint_and_healthcheck(kit, csm_image) -> None:
+def test_exec_form_entrypoint_and_healthcheck(csm_image) -> None:
     config = csm_image.config["Config"]
     assert config["Entrypoint"] == ["/opt/venv/bin/python", "-m", "csm"]
     assert config["Cmd"] == ["serve"]
     assert config["Healthcheck"]["Test"] == ["CMD", "/opt/venv/bin/python", "-m", "csm", "healthcheck"]
 
 
-def test_oci_labels_and_build_env(kit, csm_image, variants) -> None:
+def test_oci_labels_and_build_env(csm_image, variants) -> None:
     for platform, variant in variants.items():
         labels = variant.config["config"]["Labels"]
         env = dict(item.split("=", 1) for item in variant.config["config"]["Env"])
@@ -108,7 +112,7 @@ def test_oci_labels_and_build_env(kit, csm_image, variants) -> None:
     assert csm_image.tag.split(":")[-1].startswith(f"{_version()}-")
 
 
-def test_no_secret_in_layers_history_config_or_environment(kit, csm_image, variants, native_container) -> None:
+def test_no_secret_in_layers_history_config_or_environment(csm_image, variants, native_container) -> None:
     for platform, variant in variants.items():
         assert not variant.secret_hits, f"{platform}: the build's CA secret is in a layer: {variant.secret_hits}"
         config = variant.config["config"]
@@ -121,11 +125,11 @@ def test_no_secret_in_layers_history_config_or_environment(kit, csm_image, varia
         for step in variant.config.get("history", []):
             created_by = step.get("created_by", "")
             assert PEM not in created_by and "/run/secrets/ca " not in created_by, created_by[:200]
-    history = kit.run("docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", csm_image.ref).stdout
+    history = run("docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", csm_image.ref).stdout
     assert history.strip(), "docker history printed nothing"
     assert PEM not in history and "secrets/ca" not in history
     # the running container got its secrets as files: none is in its environment
-    env = json.loads(kit.run("docker", "inspect", "-f", "{{json .Config.Env}}", native_container.id).stdout)
+    env = json.loads(run("docker", "inspect", "-f", "{{json .Config.Env}}", native_container.id).stdout)
     leaked = [item.split("=", 1)[0] for item in env if SECRET_WORDS.search(item.split("=", 1)[0])]
     assert not leaked, f"secret-like variables in the container's environment: {leaked}"
 
@@ -133,8 +137,8 @@ def test_no_secret_in_layers_history_config_or_environment(kit, csm_image, varia
 # ---------------------------------------------------------------- how it runs
 
 
-def test_starts_read_only_and_answers_live_on_loopback(kit, native_container) -> None:
-    host = json.loads(kit.run("docker", "inspect", "-f", "{{json .HostConfig}}", native_container.id).stdout)
+def test_starts_read_only_and_answers_live_on_loopback(native_container) -> None:
+    host = json.loads(run("docker", "inspect", "-f", "{{json .HostConfig}}", native_container.id).stdout)
     assert host["ReadonlyRootfs"] is True
     assert set(host["Tmpfs"]) == {"/tmp"}
     assert native_container.url.startswith("http://127.0.0.1:")
@@ -144,18 +148,18 @@ def test_starts_read_only_and_answers_live_on_loopback(kit, native_container) ->
     assert httpx.get(f"{native_container.url}/health/ready", timeout=5).status_code == 503
 
 
-def test_root_filesystem_is_read_only_and_tmp_is_writable(kit, native_container) -> None:
+def test_root_filesystem_is_read_only_and_tmp_is_writable(native_container) -> None:
     probe = (
         "import os\n"
         "try:\n    open('/opt/venv/probe', 'w')\nexcept OSError as e:\n    print('root', e.errno)\n"
         "open('/tmp/probe', 'w').write('x'); print('tmp', os.path.getsize('/tmp/probe'))\n"
     )
-    out = kit.run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", probe).stdout.split("\n")
+    out = run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", probe).stdout.split("\n")
     assert out[0] == "root 30", f"writing to /opt/venv did not fail with EROFS: {out}"
     assert out[1] == "tmp 1"
 
 
-def test_info_reports_the_build(kit, csm_image, native_container) -> None:
+def test_info_reports_the_build(csm_image, native_container) -> None:
     labels = csm_image.config["Config"]["Labels"]
     info = httpx.get(f"{native_container.url}/info", timeout=5).json()
     assert info["version"] == _version() == labels["org.opencontainers.image.version"]
@@ -164,23 +168,20 @@ def test_info_reports_the_build(kit, csm_image, native_container) -> None:
     assert info["python_version"].startswith("3.11.")
     # build-image reuses an image while app/ is unchanged: its revision is a commit of this repository
     commit = info["git_commit"].removesuffix("-dirty")
-    assert kit.run("git", "-C", str(ROOT), "cat-file", "-t", commit).stdout.strip() == "commit"
+    assert run("git", "-C", str(ROOT), "cat-file", "-t", commit).stdout.strip() == "commit"
 
 
-def test_healthcheck_turns_healthy(kit, native_container) -> None:
-    deadline = time.monotonic() + 90
-    health: dict = {}
-    while time.monotonic() < deadline:
-        health = json.loads(kit.run("docker", "inspect", "-f", "{{json .State.Health}}", native_container.id).stdout)
-        if health["Status"] == "healthy":
-            break
-        time.sleep(1)
-    assert health.get("Status") == "healthy", f"health: {health}"
+def test_healthcheck_turns_healthy(native_container) -> None:
+    def healthy() -> dict | None:
+        health = docker_json("inspect", "-f", "{{json .State.Health}}", native_container.id)
+        return health if health["Status"] == "healthy" else None
+
+    health = until(f"{native_container.id} healthy", healthy, timeout=90)
     assert health["Log"][-1]["ExitCode"] == 0
 
 
-def test_healthcheck_command_fails_when_nothing_listens(kit, native_container) -> None:
-    result = kit.run(
+def test_healthcheck_command_fails_when_nothing_listens(native_container) -> None:
+    result = run(
         "docker",
         "exec",
         native_container.id,
@@ -195,7 +196,7 @@ def test_healthcheck_command_fails_when_nothing_listens(kit, native_container) -
     assert result.returncode == 1, result
 
 
-def test_what_the_slimmed_image_keeps_still_works(kit, native_container) -> None:
+def test_what_the_slimmed_image_keeps_still_works(native_container) -> None:
     """The Dockerfile drops most of botocore's models, the stdlib's test modules and every .py but the
     csm package's: the Keyspaces SigV4 login (the credential chain's clients) and the modules the
     service and its tools load still import and run."""
@@ -211,29 +212,29 @@ def test_what_the_slimmed_image_keeps_still_works(kit, native_container) -> None
         "assert app.__file__.endswith('.py'), app.__file__\n"
         "print('ok')\n"
     )
-    result = kit.run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", code, check=False)
+    result = run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", code, check=False)
     assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-2000:]
     models = (
         "import botocore, os; data = os.path.join(os.path.dirname(botocore.__file__), 'data'); "
         "print(sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d))))"
     )
-    kept = kit.run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", models).stdout.strip()
+    kept = run("docker", "exec", native_container.id, "/opt/venv/bin/python", "-c", models).stdout.strip()
     assert kept == "['signin', 'sso', 'sso-oidc', 'sts']", f"botocore models in the image: {kept}"
 
 
-def test_arm64_variant_starts_under_qemu_and_answers_live(kit, csm_image, service_secrets: Path) -> None:
-    cid = kit.start_container(csm_image, "linux/arm64", service_secrets)
+def test_arm64_variant_starts_under_qemu_and_answers_live(csm_image, service_secrets: Path) -> None:
+    cid = start_container(csm_image, "linux/arm64", service_secrets)
     try:
-        url = kit.run("docker", "port", cid, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
-        kit.wait_until(f"http://127.0.0.1:{url}/health/live", kit.EMULATED_START_TIMEOUT, container=cid)
+        url = run("docker", "port", cid, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
+        wait_until(f"http://127.0.0.1:{url}/health/live", EMULATED_START_TIMEOUT, container=cid)
         info = httpx.get(f"http://127.0.0.1:{url}/info", timeout=30).json()
         assert info["architecture"] == "aarch64", info["architecture"]
     finally:
-        kit.run("docker", "rm", "-f", cid, check=False)
+        run("docker", "rm", "-f", cid, check=False)
 
 
 @pytest.mark.cassandra
-def test_becomes_ready_with_cassandra(kit, csm_image, service_secrets: Path, cassandra: None, tmp_path: Path) -> None:
+def test_becomes_ready_with_cassandra(csm_image, service_secrets: Path, cassandra: None, tmp_path: Path) -> None:
     """With the host Cassandra (cassandra/run) reached over host networking, /health/ready turns 200."""
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir()
@@ -242,10 +243,10 @@ def test_becomes_ready_with_cassandra(kit, csm_image, service_secrets: Path, cas
     (secrets_dir / "csm_cassandra_password").write_text("cassandra\n")
     for path in (secrets_dir, *secrets_dir.iterdir()):
         os.chown(path, NONROOT, NONROOT)
-    port = kit.free_port()
-    cid = kit.start_container(
+    port = free_port()
+    cid = start_container(
         csm_image,
-        kit.native_platform(),
+        native_platform(),
         secrets_dir,
         "--env",
         "CSM_CASSANDRA_CONTACT_POINTS=127.0.0.1",
@@ -256,15 +257,15 @@ def test_becomes_ready_with_cassandra(kit, csm_image, service_secrets: Path, cas
         network_host_port=port,
     )
     try:
-        kit.wait_until(f"http://127.0.0.1:{port}/health/ready", 120, container=cid)
+        wait_until(f"http://127.0.0.1:{port}/health/ready", 120, container=cid)
         body = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).json()
         assert body["status"] == "ready", body
     finally:
-        kit.run("docker", "rm", "-f", cid, check=False)
+        run("docker", "rm", "-f", cid, check=False)
 
 
-def test_debug_target_adds_a_shell_and_tools(kit, debug_image) -> None:
-    out = kit.run(
+def test_debug_target_adds_a_shell_and_tools(debug_image) -> None:
+    out = run(
         "docker",
         "run",
         "--rm",
@@ -279,6 +280,6 @@ def test_debug_target_adds_a_shell_and_tools(kit, debug_image) -> None:
     assert out[1] == "/opt/venv/bin/python"
     assert "BusyBox" in out[2]
     assert out[3] == "42"
-    config = json.loads(kit.run("docker", "image", "inspect", "-f", "{{json .Config}}", debug_image).stdout)
+    config = json.loads(run("docker", "image", "inspect", "-f", "{{json .Config}}", debug_image).stdout)
     assert config["User"] == f"{NONROOT}:{NONROOT}"
     assert config["Entrypoint"] == ["/opt/venv/bin/python", "-m", "csm"]

@@ -6,21 +6,18 @@ Under CI=true a missing engine or image FAILS, it never skips."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `reliability` is a top-level package of the repository
-    sys.path.insert(0, str(ROOT))
+from reliability import report
+from reliability.cases import BUILD, PROFILES, Profile, swarm_cleanup
+from reliability.report import CaseResult
+from reliability.stack import Stack, Unavailable
 
-from reliability import report  # noqa: E402
-from reliability.cases import BUILD, PROFILES, Profile, swarm_cleanup  # noqa: E402
-from reliability.report import CaseResult  # noqa: E402
-from reliability.stack import Stack, Unavailable  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

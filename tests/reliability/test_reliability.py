@@ -1,6 +1,6 @@
 """Issue 8's fault and load cases on the real local engine, each a test asserting its thresholds.
 
-The cases live in reliability/cases.py (shared with `make reliability`); each runs with bounded
+The cases live in reliability/cases/ (shared with `make reliability`); each runs with bounded
 loops and time limits and returns its figures and checks. The ``ci`` profile keeps the whole
 module within about ten minutes on 2 cores (the Cassandra outage is 30 s as the issue says).
 The figures of the run go to build/reliability/report-ci.md.

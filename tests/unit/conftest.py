@@ -1,5 +1,6 @@
 import pytest
-from csm_pulumi_mocks import use_pulumi_loop
+
+from harness.pulumi_mocks import use_pulumi_loop
 
 
 @pytest.fixture(autouse=True)

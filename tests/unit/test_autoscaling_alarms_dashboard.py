@@ -7,7 +7,8 @@ import json
 
 import pulumi
 import pytest
-from csm_pulumi_mocks import CsmMocks, construct, install, stack_config
+
+from harness.pulumi_mocks import CsmMocks, construct, install, stack_config
 
 mocks = install(CsmMocks())
 

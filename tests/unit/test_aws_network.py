@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from csm_pulumi_mocks import AZS, CsmMocks, construct, install, stack_config
+
+from harness.pulumi_mocks import AZS, CsmMocks, construct, install, stack_config
 
 install(CsmMocks())
 

@@ -8,16 +8,16 @@ import re
 
 import pulumi_aws as aws
 import pytest
-from csm_pulumi_mocks import ACCOUNT, ROOT, CsmMocks, construct, install, run_program
+
+from harness.pulumi_mocks import ACCOUNT, ROOT, CsmMocks, construct, install, run_program
 
 mocks = install(CsmMocks())
-
-from test_ecs_service import make  # noqa: E402
 
 from components.config import StackConfig  # noqa: E402
 from components.ecs import render  # noqa: E402
 from components.spec import build_spec  # noqa: E402
 from components.stackfiles import as_pulumi_config, load_stack_values  # noqa: E402
+from harness.ecs_service import make  # noqa: E402
 
 
 def test_fargate_capacity_providers_are_associated_with_the_cluster():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pulumi
 import pytest
-from csm_pulumi_mocks import CsmMocks, construct, install, stack_config
+
+from harness.pulumi_mocks import CsmMocks, construct, install, stack_config
 
 mocks = install(CsmMocks())
 

@@ -8,50 +8,14 @@ import botocore.session
 import pulumi
 import pytest
 from botocore.validate import ParamValidator
-from csm_pulumi_mocks import ACCOUNT, CsmMocks, construct, install
+
+from harness.pulumi_mocks import CsmMocks, construct, install
 
 mocks = install(CsmMocks())
 
-from components.config import StackConfig  # noqa: E402
-from components.ecs.service import Service, ServiceArgs  # noqa: E402
-from components.spec import build_spec  # noqa: E402
-from components.stackfiles import load_stack_values  # noqa: E402
+from harness.ecs_service import IMAGE, make  # noqa: E402
 
-IMAGE = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/csm@sha256:" + "c" * 64
 REGISTER = botocore.session.get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
-
-
-def config(stack="prod"):
-    return StackConfig.load(load_stack_values(stack), stack=stack)
-
-
-def spec(stack="prod"):
-    return build_spec(config(stack))
-
-
-def make(stack="prod", **overrides):
-    s, e = spec(stack), config(stack).ecs
-    arns = {x.ref: f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:{x.ref}-Ab12Cd" for x in s.secrets}
-    args = dict(
-        spec=s,
-        image_ref=IMAGE,
-        region="eu-west-1",
-        vpc_id="vpc-1",
-        subnet_ids=["subnet-p1", "subnet-p2"],
-        alb_security_group_id="sg-alb",
-        target_group_arn="arn:tg",
-        execution_role_arn="arn:aws:iam::1:role/exec",
-        task_role_arn="arn:aws:iam::1:role/task",
-        log_group_name="/ecs/csm-prod",
-        secret_arns=arns,
-        min_healthy_percent=e.min_healthy_percent,
-        max_percent=e.max_percent,
-        grace_period=e.grace_period,
-        container_insights=e.container_insights,
-        capacity_provider=e.capacity_provider,
-        execute_command=e.enable_execute_command,
-    )
-    return Service("svc", ServiceArgs(**{**args, **overrides}))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from csm_pulumi_mocks import (
+
+from harness.pulumi_mocks import (
     ACCOUNT,
     CsmMocks,
     as_list,

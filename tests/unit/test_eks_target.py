@@ -8,8 +8,9 @@ import dataclasses
 import json
 
 import pytest
-from csm_pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, install, run_program
 from pulumi.runtime import rpc
+
+from harness.pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, install, run_program
 
 install(CsmMocks())
 

@@ -21,7 +21,8 @@ import threading
 
 import pytest
 import yaml
-from csm_pulumi_mocks import CsmMocks, install, run_program
+
+from harness.pulumi_mocks import CsmMocks, install, run_program
 
 install(CsmMocks())
 

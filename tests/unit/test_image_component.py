@@ -7,7 +7,8 @@ import json
 
 import pulumi
 import pytest
-from csm_pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, construct, install, stack_config
+
+from harness.pulumi_mocks import ACCOUNT, DIGEST, REGION, CsmMocks, construct, install, stack_config
 
 mocks = install(CsmMocks())
 

@@ -6,12 +6,6 @@ everything carries each rule of the EKS target; one rule per test."""
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import os
-import urllib.request
-import zipfile
-from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
@@ -25,6 +19,7 @@ from components.render_all import render_stack
 from components.spec import build_spec
 from components.stackfiles import load_stack_values
 from components.targets import file_renderers
+from harness import eso
 from policy import csm_policies
 
 DIGEST = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/csm@sha256:" + "a" * 64
@@ -114,36 +109,6 @@ def test_strict_validation_rejects_unknown_fields():
         kubernetes_validate.validate(deployment, "1.33", strict=True)
 
 
-# The operator's CRDs come from its Go module on the Go module proxy (sha256 of the zip as `go mod
-# download` checked it against sum.golang.org), cached under build/.
-ESO_MODULE_SHA256 = {"0.18.2": "327efc225474753e0df63fceba6ec59b62929980b0a23f06e6b2c1fccf3b4faa"}
-ESO_CRDS = {"ExternalSecret": "externalsecrets", "SecretStore": "secretstores"}
-ESO_CACHE = Path(__file__).resolve().parents[2] / "build" / "cache"
-
-
-def _eso_module_zip() -> bytes:
-    assert ESO_VERSION in ESO_MODULE_SHA256, f"pin the sha256 of the external-secrets v{ESO_VERSION} module zip here"
-    cached = ESO_CACHE / f"external-secrets-v{ESO_VERSION}.zip"
-    data = cached.read_bytes() if cached.is_file() else b""
-    if hashlib.sha256(data).hexdigest() == ESO_MODULE_SHA256[ESO_VERSION]:
-        return data
-    url = f"https://proxy.golang.org/github.com/external-secrets/external-secrets/@v/v{ESO_VERSION}.zip"
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response:  # nosec B310 - a fixed https URL
-            data = response.read()
-    except OSError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{url} is required under CI=true: {error}")
-        pytest.skip(f"{url}: {error}")
-    digest = hashlib.sha256(data).hexdigest()
-    assert digest == ESO_MODULE_SHA256[ESO_VERSION], (
-        f"{url}: sha256 {digest}, expected {ESO_MODULE_SHA256[ESO_VERSION]}"
-    )
-    ESO_CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(data)
-    return data
-
-
 def _strict(schema):
     """Unknown fields rejected, as kubectl's strict field validation does (the API server would prune them)."""
     if isinstance(schema, list):
@@ -163,16 +128,13 @@ def _strict(schema):
 @functools.cache
 def eso_validators() -> dict[tuple[str, str], jsonschema.Validator]:
     """(apiVersion, kind) -> a strict validator for every version the CRDs serve."""
-    prefix = f"github.com/external-secrets/external-secrets@v{ESO_VERSION}/config/crds/bases/external-secrets.io_"
     validators = {}
-    with zipfile.ZipFile(io.BytesIO(_eso_module_zip())) as module:
-        for kind, plural in ESO_CRDS.items():
-            crd = yaml.safe_load(module.read(f"{prefix}{plural}.yaml"))
-            assert crd["spec"]["names"]["kind"] == kind
-            for version in crd["spec"]["versions"]:
-                if version["served"]:
-                    schema = _strict(version["schema"]["openAPIV3Schema"])
-                    validators[(f"{crd['spec']['group']}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
+    for kind, crd in eso.crds().items():
+        assert crd["spec"]["names"]["kind"] == kind
+        for version in crd["spec"]["versions"]:
+            if version["served"]:
+                schema = _strict(version["schema"]["openAPIV3Schema"])
+                validators[(f"{crd['spec']['group']}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
     return validators
 
 

@@ -4,10 +4,11 @@ policy pack (what `pulumi preview --policy-pack policy` would enforce, values kn
 from __future__ import annotations
 
 import pytest
-from csm_pulumi_mocks import CsmMocks, install, run_program
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi_policy import ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
+
+from harness.pulumi_mocks import CsmMocks, install, run_program
 
 install(CsmMocks())
 

@@ -7,7 +7,8 @@ import json
 import socket
 
 import pytest
-from csm_pulumi_mocks import (
+
+from harness.pulumi_mocks import (
     ACCOUNT,
     AZS,
     DIGEST,

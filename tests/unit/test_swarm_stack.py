@@ -14,13 +14,13 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-from csm_pulumi_mocks import CsmMocks, construct, run_program
 
 from components.config import StackConfig
 from components.spec import build_spec
 from components.stackfiles import as_pulumi_config, load_stack_values
 from components.swarm import render
 from components.swarm.stack import Stack, StackArgs, endpoint_host
+from harness.pulumi_mocks import CsmMocks, construct, run_program
 
 IMAGE = "registry.example.com/csm/csm@sha256:" + "c" * 64
 SECRET_VALUES = {"cassandra-password": "s3cret-cassandra-password-value", "master-key": "s3cret-master-key-value"}

@@ -24,25 +24,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.proc import run
+
+ROOT = Path(__file__).resolve().parents[1]
 KUBE = ROOT / "localengine" / "kube"
 TOOLCHAIN = ROOT / "localengine" / "toolchain" / "build"
 STATE = Path(os.environ.get("CSM_LOCAL_STATE", "/var/lib/csm-local")) / "kube"
 ADMIN_KUBECONFIG = STATE / "admin.kubeconfig"
 UP_TIMEOUT = 1800  # cold: images, Cassandra's first start, on a busy 2-core machine
 DOWN_TIMEOUT = 300
-
-
-def run(
-    *args: str, timeout: float = 120, check: bool = True, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=stdin, cwd=ROOT)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n"
-            f"--- stderr\n{result.stderr[-6000:]}"
-        )
-    return result
 
 
 def kube(*args: str, timeout: float = UP_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -53,23 +43,6 @@ def run_last(test: Callable) -> Callable:
     """Mark a test to run after every other test of the session (see conftest.py)."""
     test.run_last = True  # type: ignore[attr-defined]
     return test
-
-
-def wait_until(what: str, probe: Callable[[], object], timeout: float, interval: float = 2) -> object:
-    """probe() until it returns something truthy (and no exception); AssertionError after timeout."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except (AssertionError, subprocess.SubprocessError, ValueError, KeyError) as error:
-            last = error
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {str(last)[-2000:]})")
-        time.sleep(interval)
 
 
 @dataclass
@@ -84,7 +57,7 @@ class KubeCluster:
     def kubectl(
         self, *args: str, timeout: float = 120, check: bool = True, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return run(str(KUBE), "kubectl", *args, timeout=timeout, check=check, stdin=stdin)
+        return run(str(KUBE), "kubectl", *args, timeout=timeout, check=check, input=stdin)
 
     def json(self, *args: str) -> dict:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)

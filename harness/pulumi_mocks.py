@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
 AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]

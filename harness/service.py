@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,10 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+from harness.net import free_port
+from harness.poll import until
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,6 @@ def make_secrets(directory: Path) -> Secrets:
         f"writer:write:{made.writer_token}\n"
     )
     return made
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -130,18 +125,21 @@ class Service:
         self.client = httpx.Client(base_url=self.url, timeout=10)
 
     def wait_for(self, path: str, status: int, timeout: float) -> httpx.Response:
-        deadline = time.monotonic() + timeout
-        last: httpx.Response | str = "no answer"
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"csm serve exited {self.process.returncode}:\n{self.log()}"
-            try:
-                last = self.client.get(path)
-                if last.status_code == status:
-                    return last
-            except httpx.TransportError as error:
-                last = repr(error)
-            time.sleep(0.2)
-        raise AssertionError(f"{path} did not answer {status} within {timeout} s; last: {last!r}\n{self.log()[-3000:]}")
+        def answers() -> httpx.Response:
+            response = self.client.get(path)
+            if response.status_code != status:
+                raise AssertionError(f"{response.status_code} {response.text[:300]}")
+            return response
+
+        try:
+            return until(
+                f"{path} answering {status}", answers, timeout, 0.2, give_up=lambda: self.process.poll() is not None
+            )
+        except TimeoutError as error:
+            exited = self.process.poll()
+            raise AssertionError(
+                f"{error}{f'; csm serve exited {exited}' if exited is not None else ''}\n{self.log()[-3000:]}"
+            ) from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
