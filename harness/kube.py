@@ -55,15 +55,15 @@ class KubeCluster:
     down_done: bool = field(default=False)
 
     def kubectl(
-        self, *args: str, timeout: float = 120, check: bool = True, stdin: str | None = None
+        self, *args: str, timeout: float = 120, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return run(str(KUBE), "kubectl", *args, timeout=timeout, check=check, input=stdin)
+        return run(str(KUBE), "kubectl", *args, timeout=timeout, check=check, input=input)
 
     def json(self, *args: str) -> dict:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
     def apply(self, manifest: str) -> None:
-        self.kubectl("apply", "-f", "-", stdin=manifest)
+        self.kubectl("apply", "-f", "-", input=manifest)
 
 
 def _missing_prerequisite() -> str | None:

@@ -120,7 +120,11 @@ class Service:
         self.env = {**inherited, **env, "CSM_HOST": "127.0.0.1", "CSM_PORT": str(self.port)}
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [*wrapper, sys.executable, "-m", "csm", "serve"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            [*wrapper, sys.executable, "-m", "csm", "serve"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers share the group: a kill reaches them too
         )
         self.client = httpx.Client(base_url=self.url, timeout=10)
 
@@ -154,7 +158,7 @@ class Service:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log.close()
         return self.process.returncode

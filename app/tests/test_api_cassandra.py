@@ -333,10 +333,11 @@ def in_progress(service: Service) -> float:
     raise AssertionError("no csm_http_requests_in_progress metric")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_finishes_in_flight_requests(
-    keyspace: str, session_secrets: Secrets, admin: dict[str, str], tmp_path: Path
+    keyspace: str, session_secrets: Secrets, admin: dict[str, str], tmp_path: Path, workers: str
 ) -> None:
-    draining = Service(service_env(session_secrets, keyspace), tmp_path / "csm.log")
+    draining = Service(service_env(session_secrets, keyspace, CSM_WORKERS=workers), tmp_path / "csm.log")
     try:
         draining.wait_for("/health/ready", 200, timeout=60)
         outcomes: list[object] = []

@@ -39,6 +39,13 @@ def tmp_volume_name(path: str) -> str:
     return "tmp" if path == "/tmp" else "tmpfs" + path.replace("/", "-")  # nosec B108 # a path inside the container (its tmpfs volume), not a host temp file
 
 
+def environment(spec: ServiceSpec) -> dict[str, str]:
+    """The container's variables. Fargate enforces the task's CPU on the task, not on the container (whose
+    ``cpu`` is only a relative share), so the service cannot read its budget there: the worker count is
+    one per whole vCPU of the task, unless the stack's environment sets CSM_WORKERS."""
+    return {"CSM_WORKERS": str(max(1, spec.resources.cpu_units // 1024)), **spec.env_dict}
+
+
 def container_definitions(
     spec: ServiceSpec,
     *,
@@ -69,7 +76,7 @@ def container_definitions(
                 "appProtocol": "http",
             }
         ],
-        "environment": [{"name": k, "value": v} for k, v in spec.env],
+        "environment": [{"name": k, "value": v} for k, v in sorted(environment(spec).items())],
         "secrets": [{"name": s.env, "valueFrom": arns.get(s.ref, s.ref)} for s in spec.secrets],
         **(
             {

@@ -3,6 +3,7 @@ own model, strict: unknown keys rejected) and carry every security and health ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import botocore.session
@@ -10,7 +11,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from components.config import StackConfig
-from components.ecs.render import container_definitions, render_files, task_definition
+from components.ecs.render import container_definitions, environment, render_files, task_definition
 from components.spec import build_spec
 from components.stackfiles import load_stack_values
 from components.targets import file_renderers
@@ -186,8 +187,24 @@ def test_environment_only_sets_service_settings():
         "CSM_CASSANDRA_KEYSPACE",
         "CSM_CASSANDRA_LOCAL_DC",
         "CSM_CASSANDRA_TLS_CA_FILE",
+        "CSM_WORKERS",
     }
     assert env["CSM_SHUTDOWN_TIMEOUT"] == "30" and container("dev")["stopTimeout"] == 35
+
+
+@pytest.mark.parametrize(("cpu_units", "workers"), [(256, "1"), (1024, "1"), (2048, "2"), (4096, "4")])
+def test_one_worker_per_whole_vcpu_of_the_task(cpu_units: int, workers: str):
+    _, spec = spec_for("prod")
+    spec = dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, cpu_units=cpu_units))
+    env = environment(spec)
+    assert env["CSM_WORKERS"] == workers, f"cpu {cpu_units}: {env}"
+
+
+def test_the_stacks_environment_sets_the_worker_count_over_the_task_size():
+    _, spec = spec_for("prod")
+    spec = dataclasses.replace(spec, env=tuple(sorted({**spec.env_dict, "CSM_WORKERS": "3"}.items())))
+    env = environment(spec)
+    assert env["CSM_WORKERS"] == "3"
 
 
 def test_ecs_renderer_is_registered():

@@ -29,7 +29,7 @@ from csm.tokens import TokenVerifier
 
 def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
     build = BuildInfo.from_environment()
-    BUILD.info({"version": build.version, "git_commit": build.git_commit, "build_date": build.build_date})
+    BUILD.labels(version=build.version, git_commit=build.git_commit, build_date=build.build_date).set(1)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,16 +12,28 @@ import os
 import signal
 import sys
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from csm.probe import TIMEOUT_S, answers_200, live_url, probe_file, served_url
 
 if TYPE_CHECKING:
     from csm.config import Settings
+    from csm.startup import Startup
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 # A wildcard listen address is reached on loopback.
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # nosec B104 - maps wildcards to loopback, binds nothing
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (None: not given)."""
+    return {
+        "config_file": args.config,
+        "secrets_dir": args.secrets_dir,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "log_level": getattr(args, "log_level", None),
+    }
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
@@ -29,13 +41,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     from csm.config import ConfigError, load_settings
 
     try:
-        return load_settings(
-            config_file=args.config,
-            secrets_dir=args.secrets_dir,
-            host=getattr(args, "host", None),
-            port=getattr(args, "port", None),
-            log_level=getattr(args, "log_level", None),
-        )
+        return load_settings(**_flags(args))
     except ConfigError as error:
         print(f"csm: {error}", file=sys.stderr)
         return None
@@ -53,38 +59,39 @@ def _serve(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG
     startup.phase("settings_s")
-    import uvicorn
-
-    from csm.app import create_app
+    from csm import workers
     from csm.logging import configure
 
     configure(settings.log_level)
+    probe = probe_file(args.config, args.secrets_dir)
+    # without a writable temporary directory the healthcheck reads the settings itself
+    with contextlib.suppress(OSError), open(probe, "w") as file:
+        file.write(live_url(LOOPBACK.get(settings.host, settings.host), settings.port))
+    try:
+        count = workers.count(settings.workers)
+        if count > 1 and workers.serve(settings, _flags(args), count):
+            return EXIT_OK
+        _serve_here(settings, startup)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+    return EXIT_OK
+
+
+def _serve_here(settings: Settings, startup: Startup) -> None:
+    """One process: the event loop and the application in this one."""
+    import uvicorn
+
+    from csm.app import create_app
+    from csm.workers import server_options
+
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handler found at start:
     # this one turns that into exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     app = create_app(settings, startup)
     startup.phase("imports_s")
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
-        timeout_keep_alive=settings.keep_alive_timeout,
-    )
-    probe = probe_file(args.config, args.secrets_dir)
-    # without a writable temporary directory the healthcheck reads the settings itself
-    with contextlib.suppress(OSError), open(probe, "w") as file:
-        file.write(live_url(LOOPBACK.get(settings.host, settings.host), settings.port))
-    try:
-        uvicorn.Server(config).run()
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(probe)
-    return EXIT_OK
+    uvicorn.Server(uvicorn.Config(app, **server_options(settings))).run()
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="listen port")
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     max_request_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024, description="largest accepted request body")
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="worker processes; 0: one per whole CPU of the container's CPU limit (at most 8), 1 without a limit",
+    )
     shutdown_timeout: int = Field(15, ge=1, le=300, description="seconds to finish in-flight requests on SIGTERM")
     # Longer than any load balancer's idle timeout in front (ALB default 60 s), so the balancer closes idle connections
     # first and never sends a request on one the server is closing (an intermittent 502).

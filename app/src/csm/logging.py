@@ -28,7 +28,7 @@ def logging_config(level: str) -> dict[str, Any]:
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "{levelname}{name}{message}",
+                "fmt": "{levelname}{name}{process}{message}",  # process: which worker
                 "style": "{",
                 "rename_fields": {"levelname": "level", "name": "logger", "correlation_id": "request_id"},
                 "timestamp": "time",

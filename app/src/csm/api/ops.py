@@ -7,12 +7,12 @@ import time
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from csm.api.probes import live_body, ready_body
 from csm.build import NAME, BuildInfo
 from csm.config import Settings
 from csm.health import ReadinessMonitor
+from csm.metrics import CONTENT_TYPE_LATEST, exposition
 from csm.models import Check, Health, Info, Liveness, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -53,7 +53,7 @@ async def ready(request: Request) -> Response:
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics() -> Response:
     """Prometheus text exposition."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/info")
