@@ -233,11 +233,13 @@ def make_secrets() -> Path:
     return directory
 
 
-def start(tag: str, secrets_dir: Path, port: int) -> str:
+def start(tag: str, secrets_dir: Path, port: int, workers: int = 1) -> str:
     return sh(
         "docker",
         "run",
         "--detach",
+        "--env",
+        f"CSM_WORKERS={workers}",
         "--network",
         "host",
         "--read-only",

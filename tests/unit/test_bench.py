@@ -115,11 +115,15 @@ def test_the_api_report_states_each_target_and_the_ratio_to_the_floor() -> None:
     from bench import api
 
     runs = {"runs": [{**api_run(200, 5.0, {"200": 100}), "holds": True}], "max_rps": 200}
+    doubled = {"runs": [{**api_run(400, 5.0, {"200": 100}), "holds": True}], "max_rps": 400}
     lines = api.report(
         {
             "seconds": 15.0,
-            "get": runs,
-            "issue": {"runs": [], "max_rps": None},
+            # as read back from results.json: the worker counts are strings
+            "workers": {
+                "1": {"get": runs, "issue": {"runs": [], "max_rps": None}},
+                "2": {"get": doubled, "issue": {"runs": [], "max_rps": None}},
+            },
             "floor": runs,
             "service_at_cpu_rate": {"service_cpu_ms": 1.8, "cassandra_cpu_ms": 0.4},
             "floor_at_cpu_rate": {"service_cpu_ms": 0.9, "cassandra_cpu_ms": 0.4},
@@ -127,9 +131,10 @@ def test_the_api_report_states_each_target_and_the_ratio_to_the_floor() -> None:
         }
     )
     text = "\n".join(lines)
-    assert "| 200 req/s | 200 req/s | | ≥ 1000 req/s | **FAIL** |" in text
-    assert "| none req/s | | | ≥ 200 req/s | **FAIL** |" in text
-    assert "| 1.8 ms | 0.9 ms | 2.0 | ≤ 1.5 times the floor | **FAIL** |" in text
+    assert "| 200 req/s | 400 req/s | 200 req/s | 2.00 | ≥ 1000 req/s | **FAIL** |" in text
+    assert "| none | none | | n/a | ≥ 200 req/s | **FAIL** |" in text
+    assert "| 1.8 ms | | 0.9 ms | 2.0 | ≤ 1.5 times the floor | **FAIL** |" in text
+    assert "- get, CSM, 2 workers at 400 req/s: holds" in text
 
 
 def test_the_programs_share_is_read_from_the_engine_harness_output() -> None:
