@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from harness.net import free_port
-from harness.poll import wait_for
+from harness.poll import wait_for, within
 from harness.service_secrets import write_service_secrets
 from reliability import load as L
 from reliability.report import CaseResult, write
@@ -283,10 +283,12 @@ def node_catches_up(cluster: Cluster, csm: Csm, issued_while_down: list[str], ti
         query = SimpleStatement("SELECT id FROM certificates WHERE id = %s")
         import uuid
 
-        while lagging and time.monotonic() - back < timeout:
+        def caught_up() -> bool:
+            nonlocal lagging
             lagging = [i for i in lagging if session.execute(query, (uuid.UUID(i),)).one() is None]
-            if lagging:
-                time.sleep(1)
+            return not lagging
+
+        within("every certificate on the returned node", caught_up, timeout - (time.monotonic() - back))
     finally:
         driver.shutdown()
     result.recovery_s, result.recovery_of = time.monotonic() - back, "all hints on the node"
@@ -363,11 +365,14 @@ def two_down(cluster: Cluster, csm: Csm, fixtures: L.Fixtures, window: float) ->
     node_back = time.monotonic()
     with httpx.Client(base_url=csm.url, headers=csm.target.auth, timeout=10) as client:
         body = {"authority_id": fixtures.authority_id, "common_name": "after-two-down", "key_algorithm": "ecdsa-p256"}
-        ok = False
-        while time.monotonic() - node_back < 60 and not ok:
-            ok = client.post("/v1/certificates", json=body).status_code == 201
-            if not ok:
-                time.sleep(0.5)
+        ok = bool(
+            within(
+                "a 201 after a node returns",
+                lambda: client.post("/v1/certificates", json=body).status_code == 201,
+                60,
+                0.5,
+            )
+        )
     result.recovery_s, result.recovery_of = time.monotonic() - node_back, "first 201 after node 2 accepted CQL"
     result.figure("node start s", node_back - t)
     result.check("writes succeed again without a restart once a node returns", ok)

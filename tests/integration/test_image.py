@@ -16,7 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.containers import EMULATED_START_TIMEOUT, native_platform, start_container, wait_until
+from harness.containers import (
+    EMULATED_START_TIMEOUT,
+    NATIVE_START_TIMEOUT,
+    native_platform,
+    published_url,
+    start_container,
+    wait_until,
+)
 from harness.net import free_port
 from harness.poll import until
 from harness.proc import docker_json, run
@@ -260,6 +267,31 @@ def test_becomes_ready_with_cassandra(csm_image, service_secrets: Path, cassandr
         wait_until(f"http://127.0.0.1:{port}/health/ready", 120, container=cid)
         body = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).json()
         assert body["status"] == "ready", body
+    finally:
+        run("docker", "rm", "-f", cid, check=False)
+
+
+def test_two_workers_serve_read_only_and_stop_cleanly(csm_image, service_secrets: Path) -> None:
+    """CSM_WORKERS=2 in the hardened container: the workers spawn from the slimmed interpreter, their
+    metric files go to the tmpfs /tmp, both answer, and `docker stop` drains them to exit 0."""
+    cid = start_container(csm_image, native_platform(), service_secrets, "--env", "CSM_WORKERS=2")
+    try:
+        url = published_url(cid)
+        wait_until(f"{url}/health/live", NATIVE_START_TIMEOUT, container=cid)
+        top = run("docker", "top", cid, "-o", "pid,args").stdout
+        assert top.count("--multiprocessing-fork") == 2, top
+        for _ in range(20):
+            assert httpx.get(f"{url}/v1/authorities", timeout=5).status_code == 401
+        page = httpx.get(f"{url}/metrics", timeout=5).text
+        assert 'csm_http_requests_total{method="GET",route="/v1/authorities",status="401"} 20.0' in page, page[:3000]
+        run("docker", "stop", "-t", "30", cid, timeout=60)
+        assert docker_json("inspect", "-f", "{{json .State.ExitCode}}", cid) == 0
+        processes = {
+            json.loads(line)["process"]
+            for line in run("docker", "logs", cid).stdout.splitlines()
+            if "shutdown complete" in line
+        }
+        assert len(processes) == 2, processes
     finally:
         run("docker", "rm", "-f", cid, check=False)
 
