@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from components.config import StackConfig
 from components.ecs.service import Service, ServiceArgs
+from components.ecs.target import deployment
 from components.spec import build_spec
 from components.stackfiles import load_stack_values
 from harness.pulumi_mocks import ACCOUNT
@@ -21,7 +22,7 @@ def spec(stack: str = "prod"):
 
 
 def make(stack: str = "prod", **overrides) -> Service:
-    s, e = spec(stack), config(stack).ecs
+    s = spec(stack)
     arns = {x.ref: f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:{x.ref}-Ab12Cd" for x in s.secrets}
     args = dict(
         spec=s,
@@ -35,11 +36,6 @@ def make(stack: str = "prod", **overrides) -> Service:
         task_role_arn="arn:aws:iam::1:role/task",
         log_group_name="/ecs/csm-prod",
         secret_arns=arns,
-        min_healthy_percent=e.min_healthy_percent,
-        max_percent=e.max_percent,
-        grace_period=e.grace_period,
-        container_insights=e.container_insights,
-        capacity_provider=e.capacity_provider,
-        execute_command=e.enable_execute_command,
+        deployment=deployment(config(stack)),
     )
     return Service("svc", ServiceArgs(**{**args, **overrides}))

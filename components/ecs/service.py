@@ -21,6 +21,18 @@ HTTPS_PORT = 443
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
+@dataclass(kw_only=True, frozen=True)
+class Deployment:
+    """How the ECS service runs and rolls out (the stack's ecs* keys)."""
+
+    min_healthy_percent: int
+    max_percent: int
+    grace_period: int
+    container_insights: str
+    capacity_provider: str
+    execute_command: bool
+
+
 @dataclass(kw_only=True)
 class ServiceArgs:
     spec: ServiceSpec
@@ -34,12 +46,7 @@ class ServiceArgs:
     task_role_arn: pulumi.Input[str]
     log_group_name: pulumi.Input[str]
     secret_arns: Mapping[str, pulumi.Input[str]]  # secret ref -> full ARN
-    min_healthy_percent: int
-    max_percent: int
-    grace_period: int
-    container_insights: str
-    capacity_provider: str
-    execute_command: bool
+    deployment: Deployment
 
 
 class Service(pulumi.ComponentResource):
@@ -56,7 +63,7 @@ class Service(pulumi.ComponentResource):
 
         cluster = aws.ecs.Cluster(
             f"{name}-cluster",
-            settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value=args.container_insights)],
+            settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value=args.deployment.container_insights)],
             opts=child,
         )
 
@@ -69,7 +76,7 @@ class Service(pulumi.ComponentResource):
             capacity_providers=list(FARGATE_PROVIDERS),
             default_capacity_provider_strategies=[
                 aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
-                    capacity_provider=args.capacity_provider,
+                    capacity_provider=args.deployment.capacity_provider,
                     weight=1,
                 )
             ],
@@ -152,7 +159,9 @@ class Service(pulumi.ComponentResource):
             task_definition=task_def.arn,
             desired_count=spec.scaling.desired,
             capacity_provider_strategies=[
-                aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=args.capacity_provider, weight=1)
+                aws.ecs.ServiceCapacityProviderStrategyArgs(
+                    capacity_provider=args.deployment.capacity_provider, weight=1
+                )
             ],
             platform_version="LATEST",
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
@@ -167,13 +176,13 @@ class Service(pulumi.ComponentResource):
                     container_port=spec.port,
                 )
             ],
-            health_check_grace_period_seconds=args.grace_period,
+            health_check_grace_period_seconds=args.deployment.grace_period,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
-            deployment_minimum_healthy_percent=args.min_healthy_percent,
-            deployment_maximum_percent=args.max_percent,
+            deployment_minimum_healthy_percent=args.deployment.min_healthy_percent,
+            deployment_maximum_percent=args.deployment.max_percent,
             wait_for_steady_state=True,
-            enable_execute_command=args.execute_command,
+            enable_execute_command=args.deployment.execute_command,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
             opts=pulumi.ResourceOptions(

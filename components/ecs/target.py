@@ -21,7 +21,7 @@ from components.config import StackConfig
 from components.ecs import render
 from components.ecs.autoscaling import Autoscaling, AutoscalingArgs
 from components.ecs.load_balancer import LoadBalancer, LoadBalancerArgs
-from components.ecs.service import Service, ServiceArgs
+from components.ecs.service import Deployment, Service, ServiceArgs
 from components.ecs.task_roles import TaskRoles, TaskRolesArgs
 from components.spec import ServiceSpec
 from components.targets import DeployedImage
@@ -42,12 +42,7 @@ class TargetArgs:
     idle_timeout: int
     deletion_protection: bool
     kms_key_arns: Sequence[str]
-    min_healthy_percent: int
-    max_percent: int
-    grace_period: int
-    container_insights: str
-    capacity_provider: str
-    execute_command: bool
+    deployment: Deployment
     alarms: AlarmThresholds
 
 
@@ -119,7 +114,7 @@ class Target(pulumi.ComponentResource):
                 ecr_repository_arn=args.ecr_repository_arn,
                 keyspaces=spec.datastore.keyspaces,
                 keyspace=spec.datastore.keyspace,
-                execute_command=args.execute_command,
+                execute_command=args.deployment.execute_command,
             ),
             opts=child,
         )
@@ -137,12 +132,7 @@ class Target(pulumi.ComponentResource):
                 task_role_arn=roles.task_role_arn,
                 log_group_name=log_group.name,
                 secret_arns=secret_arns,
-                min_healthy_percent=args.min_healthy_percent,
-                max_percent=args.max_percent,
-                grace_period=args.grace_period,
-                container_insights=args.container_insights,
-                capacity_provider=args.capacity_provider,
-                execute_command=args.execute_command,
+                deployment=args.deployment,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[lb]),
         )
@@ -207,8 +197,20 @@ class Target(pulumi.ComponentResource):
         )
 
 
+def deployment(cfg: StackConfig) -> Deployment:
+    e = cfg.ecs
+    return Deployment(
+        min_healthy_percent=e.min_healthy_percent,
+        max_percent=e.max_percent,
+        grace_period=e.grace_period,
+        container_insights=e.container_insights,
+        capacity_provider=e.capacity_provider,
+        execute_command=e.enable_execute_command,
+    )
+
+
 def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> TargetArgs:
-    n, i, e = cfg.network, cfg.ingress, cfg.ecs
+    n, i = cfg.network, cfg.ingress
     return TargetArgs(
         spec=spec,
         image_ref=image.ref,
@@ -223,12 +225,7 @@ def target_args(cfg: StackConfig, spec: ServiceSpec, image: DeployedImage) -> Ta
         idle_timeout=i.idle_timeout,
         deletion_protection=cfg.general.deletion_protection,
         kms_key_arns=cfg.secrets.kms_key_arns,
-        min_healthy_percent=e.min_healthy_percent,
-        max_percent=e.max_percent,
-        grace_period=e.grace_period,
-        container_insights=e.container_insights,
-        capacity_provider=e.capacity_provider,
-        execute_command=e.enable_execute_command,
+        deployment=deployment(cfg),
         alarms=alarm_thresholds(cfg),
     )
 
