@@ -31,8 +31,9 @@ print(code, written, st.f_bavail * st.f_frsize)
 """
 UNFILL_TMP = 'import os; os.remove("/tmp/reliability-fill")'
 # csm serve writes its probe file (csm/probe.py) once, at start, before any request: not a request path;
-# with /tmp full at start the healthcheck reads the settings instead.
-STARTUP_WRITERS = frozenset({"cli.py", "probe.py"})
+# with /tmp full at start the healthcheck reads the settings instead. workers.py makes the directory of
+# the workers' metric files once, at start, and only with CSM_WORKERS above 1 (this stack runs one).
+STARTUP_WRITERS = frozenset({"cli.py", "probe.py", "workers.py"})
 WRITES_FILES = re.compile(r"\btempfile\b|['\"]/tmp|open\([^)]*['\"][wa]b?['\"]|write_(text|bytes)\(")
 
 
