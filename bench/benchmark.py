@@ -209,14 +209,9 @@ def image_sizes(tag: str) -> tuple[float, float, float | None]:
             compressed = sink.tell()
         zstd = None
         if shutil.which("zstd"):
-            zstd = (
-                len(
-                    subprocess.run(
-                        ["zstd", "-19", "-T0", "-q", "-c", str(layers)], capture_output=True, check=True
-                    ).stdout
-                )
-                / MB
-            )
+            packed = layers.with_suffix(".zst")
+            sh("zstd", "-19", "-T0", "-q", "-f", "-o", str(packed), str(layers))
+            zstd = packed.stat().st_size / MB
     return round(uncompressed / MB, 1), round(compressed / MB, 1), round(zstd, 1) if zstd else None
 
 

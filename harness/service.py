@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -21,6 +20,7 @@ import httpx
 
 from harness.net import free_port
 from harness.poll import until
+from harness.service_secrets import master_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def make_secrets(directory: Path) -> Secrets:
     directory.mkdir(parents=True, exist_ok=True)
     made = Secrets(
         directory,
-        base64.b64encode(secrets.token_bytes(32)).decode(),
+        master_key(),
         secrets.token_hex(32),
         secrets.token_hex(32),
         secrets.token_hex(32),

@@ -12,10 +12,7 @@ from harness.proc import run
 from reliability import load as L
 from reliability.cases.common import READY_AFTER_CASSANDRA_S, Profile, api_mix
 from reliability.report import CaseResult
-from reliability.stack import (
-    Poller,
-    Stack,
-)
+from reliability.stack import Poller, Stack
 
 
 def _cql_answers(port: int, password: str) -> bool:

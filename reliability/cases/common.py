@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reliability import load as L
-from reliability.stack import (
-    ROOT,
-)
+from reliability.stack import ROOT
 
 BUILD = ROOT / "build" / "reliability"
 

@@ -12,10 +12,7 @@ from pathlib import Path
 
 from reliability.cases.common import BUILD, Profile, first_lines
 from reliability.report import CaseResult
-from reliability.stack import (
-    ROOT,
-    Stack,
-)
+from reliability.stack import ROOT, Stack
 
 SCHEMATHESIS_CONFIG = ROOT / "reliability" / "schemathesis.toml"
 

@@ -7,10 +7,7 @@ import time
 from reliability import load as L
 from reliability.cases.common import Profile, first_lines
 from reliability.report import CaseResult
-from reliability.stack import (
-    Stack,
-    inspect,
-)
+from reliability.stack import Stack, inspect
 
 
 def bad_digest_compose(stack: Stack, profile: Profile) -> CaseResult:

@@ -12,12 +12,7 @@ from reliability import load as L
 from reliability.cases.common import Profile
 from reliability.cases.restarts import Restarts, check_backoff
 from reliability.report import CaseResult
-from reliability.stack import (
-    Events,
-    Stack,
-    inspect,
-    memory_mib,
-)
+from reliability.stack import Events, Stack, inspect, memory_mib
 
 
 def _list_page(client: httpx.AsyncClient, fixtures: L.Fixtures, record: L.Record):  # type: ignore[no-untyped-def]

@@ -10,13 +10,7 @@ from pathlib import Path
 from reliability.cases.common import Profile, first_lines
 from reliability.cases.restarts import Restarts, check_backoff
 from reliability.report import CaseResult
-from reliability.stack import (
-    FAULTS,
-    Events,
-    Stack,
-    inspect,
-    logs,
-)
+from reliability.stack import FAULTS, Events, Stack, inspect, logs
 
 
 def secret_fault(stack: Stack, profile: Profile, kind: str) -> CaseResult:

@@ -11,10 +11,7 @@ from harness.proc import run
 from reliability import load as L
 from reliability.cases.common import Profile, api_mix
 from reliability.report import CaseResult
-from reliability.stack import (
-    Stack,
-    inspect,
-)
+from reliability.stack import Stack, inspect
 
 
 def _in_progress(url: str) -> float:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from reliability import load as L
 from reliability.cases.common import Profile
 from reliability.report import CaseResult
-from reliability.stack import (
-    Stack,
-    memory_mib,
-)
+from reliability.stack import Stack, memory_mib
 
 
 def sustained_load(stack: Stack, profile: Profile) -> CaseResult:

@@ -12,10 +12,7 @@ from harness.proc import run
 from reliability import load as L
 from reliability.cases.common import SWARM_AVAILABILITY, Profile
 from reliability.report import CaseResult
-from reliability.stack import (
-    ROOT,
-    Stack,
-)
+from reliability.stack import ROOT, Stack
 
 SWARM = ROOT / "localengine" / "swarm"
 SWARM_URL = "http://127.0.0.1:8100"

@@ -9,11 +9,7 @@ from harness.proc import run
 from reliability import load as L
 from reliability.cases.common import Profile
 from reliability.report import CaseResult
-from reliability.stack import (
-    ROOT,
-    Stack,
-    inspect,
-)
+from reliability.stack import ROOT, Stack, inspect
 
 FILL_TMP = r"""
 import errno, os

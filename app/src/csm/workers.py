@@ -93,7 +93,7 @@ def serve(settings: Settings, flags: dict[str, Any], workers: int) -> bool:
         log.warning("no writable temporary directory for the workers' metrics: serving in one process")
         return False
     os.environ[METRICS_VARIABLE] = directory
-    os.environ[FLAGS_VARIABLE] = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in flags.items()})
+    os.environ[FLAGS_VARIABLE] = json.dumps(flags, default=str)  # paths as strings
     config = uvicorn.Config("csm.workers:worker_app", factory=True, workers=workers, **server_options(settings))
     log.info("serving with %d worker processes", workers, extra={"workers": workers})
     Multiprocess(config, sockets=[config.bind_socket()]).run()
