@@ -42,7 +42,10 @@ def tmp_volume_name(path: str) -> str:
 def environment(spec: ServiceSpec) -> dict[str, str]:
     """The container's variables. Fargate enforces the task's CPU on the task, not on the container (whose
     ``cpu`` is only a relative share), so the service cannot read its budget there: the worker count is
-    one per whole vCPU of the task, unless the stack's environment sets CSM_WORKERS."""
+    one per whole vCPU of the task, unless the stack's environment sets CSM_WORKERS.
+    (ContainerDefinition.cpu "maps to CpuShares"; the task-level cpu sets "the maximum amount of CPU
+    resources that your containers in a task are allowed": ECS API reference and
+    https://repost.aws/knowledge-center/ecs-cpu-allocation.)"""
     return {"CSM_WORKERS": str(max(1, spec.resources.cpu_units // 1024)), **spec.env_dict}
 
 
