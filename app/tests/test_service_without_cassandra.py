@@ -115,7 +115,18 @@ def test_openapi_schema(offline: Service) -> None:
         "/metrics",
         "/info",
     } <= set(schema["paths"])
-    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token from the tokens secret",
+    }
+    unguarded = [
+        f"{method.upper()} {path}"
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if path.startswith("/v1/") and operation.get("security") != [{"HTTPBearer": []}]
+    ]
+    assert not unguarded, f"operations without the bearer scheme in OpenAPI: {unguarded}"
 
 
 @pytest.mark.parametrize(
