@@ -22,6 +22,8 @@ GET_P99_MS, ISSUE_P99_MS = 20.0, 50.0
 WORKERS = 2  # the ramps run with one worker and with this many (one per core of this machine)
 CPU_RATE = 500  # the fixed rate at which the service and the floor are compared: above the rates where
 # both are dominated by the fixed cost of waking up for each request
+PROBE_RATES = (200, 1000)  # /health/live: the health benchmark's rate, and one where wake-ups are shared
+PROBE_CPU_MS = 0.3
 
 
 def token(secrets_dir: Path) -> str:
@@ -68,6 +70,15 @@ def run_rate(cid: str, targets: str, rate: float, seconds: float, raw: Path) -> 
     stat["service_cpu_ms"] = round(service / answered * 1000, 3)
     stat["cassandra_cpu_ms"] = round(cassandra / answered * 1000, 3)
     return stat
+
+
+def probe_runs(cid: str, base: str, seconds: float, name: str) -> dict[int, dict]:
+    """GET /health/live at each of PROBE_RATES: what one probe costs the process."""
+    runs = {}
+    for rate in PROBE_RATES:
+        b.say(f"api: {name} /health/live at {rate} req/s")
+        runs[rate] = run_rate(cid, f"GET {base}/health/live\n", rate, seconds, b.LOGS / f"api-live-{name}-{rate}.bin")
+    return runs
 
 
 def holds(stat: dict, p99_ms: float, ok: str) -> bool:
@@ -131,6 +142,7 @@ def measure(tag: str, secrets_dir: Path, seconds: float) -> dict:
                 results["service_at_cpu_rate"] = run_rate(
                     service, get, CPU_RATE, seconds, b.LOGS / "api-get-service.bin"
                 )
+                results["probe"] = {"service": probe_runs(service, base, seconds, "service")}
             b.remove(service)
             cids.remove(service)
         floor = start_floor(tag, secrets_dir, floor_port)
@@ -140,6 +152,7 @@ def measure(tag: str, secrets_dir: Path, seconds: float) -> dict:
         floor_get = f"GET http://127.0.0.1:{floor_port}/v1/certificates/{certificate}\n"
         results["floor_at_cpu_rate"] = run_rate(floor, floor_get, CPU_RATE, seconds, b.LOGS / "api-get-floor.bin")
         results["floor"] = ramp(floor, floor_get, GET_RATES, seconds, GET_P99_MS, "200", "floor-get")
+        results["probe"]["floor"] = probe_runs(floor, f"http://127.0.0.1:{floor_port}", seconds, "floor")
     finally:
         for cid in cids:
             b.remove(cid)
@@ -188,6 +201,7 @@ def report(api: dict) -> list[str]:
         f"| Cassandra CPU per GET at {CPU_RATE} req/s | {service['cassandra_cpu_ms']:g} ms | | "
         f"{floor['cassandra_cpu_ms']:g} ms | | | |",
         "",
+        *probe_report(api["probe"]),
     ]
     runs = [
         (f"{kind}, CSM, {n} worker{'s' if n > 1 else ''}", w[kind])
@@ -202,3 +216,26 @@ def report(api: dict) -> list[str]:
                 f"Cassandra {stat['cassandra_cpu_ms']} ms"
             )
     return lines
+
+
+def probe_report(probe: dict) -> list[str]:
+    """CPU per /health/live of the service (1 worker) beside the floor's constant answer, per rate."""
+    lines = [
+        "CPU per `/health/live` request, the service (1 worker) beside the floor answering the same path with a "
+        "constant (the server alone):",
+        "",
+        "| rate | CSM | floor | CSM / floor | target | pass |",
+        "|---|---|---|---|---|---|",
+    ]
+    service_runs, floor_runs = (
+        {int(rate): stat for rate, stat in probe[side].items()} for side in ("service", "floor")
+    )
+    for rate in PROBE_RATES:
+        service, floor = service_runs[rate], floor_runs[rate]
+        ms, floor_ms = service["service_cpu_ms"], floor["service_cpu_ms"]
+        answered = not service["errors"] and service["statuses"] == {"200": service["requests"]}
+        lines.append(
+            f"| {rate} req/s | {ms:g} ms | {floor_ms:g} ms | {ms / floor_ms:.2f} | ≤ {PROBE_CPU_MS:g} ms "
+            f"| {b.verdict(ms, PROBE_CPU_MS) if answered else '**FAIL** (errors)'} |"
+        )
+    return [*lines, ""]

@@ -1,7 +1,7 @@
 """The floor for the API benchmark: a bare ASGI app (no framework, no middleware, no models) that
 serves GET /v1/certificates/{id} with the same prepared Cassandra read on the same driver, settings
-and server as the service (uvicorn, uvloop, httptools). Run in the CSM image by `make bench`; never
-shipped.
+and server as the service (uvicorn, uvloop, httptools), and GET /health/live as a constant: what the
+server alone costs per probe. Run in the CSM image by `make bench`; never shipped.
 
     python floor.py   (CSM_PORT, CSM_CASSANDRA_CONTACT_POINTS, CSM_CASSANDRA_USERNAME,
                        CSM_CASSANDRA_KEYSPACE; the password in /run/secrets/csm_cassandra_password)
@@ -28,6 +28,7 @@ COLUMNS = (
     "not_after, certificate_pem, created_at, created_by, revoked_at, revoked_by, revocation_reason"
 )
 PREFIX = "/v1/certificates/"
+LIVE, LIVE_BODY = "/health/live", b'{"status":"ok"}'
 
 profile = ExecutionProfile(
     load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
@@ -60,7 +61,9 @@ async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     if scope["type"] != "http":
         return
     status, body = 404, b'{"detail":"not found"}'
-    if scope["path"].startswith(PREFIX):
+    if scope["path"] == LIVE:
+        status, body = 200, LIVE_BODY
+    elif scope["path"].startswith(PREFIX):
         try:
             row = await fetch(uuid.UUID(scope["path"][len(PREFIX) :]))
         except ValueError:

@@ -128,6 +128,7 @@ def test_the_api_report_states_each_target_and_the_ratio_to_the_floor() -> None:
             "service_at_cpu_rate": {"service_cpu_ms": 1.8, "cassandra_cpu_ms": 0.4},
             "floor_at_cpu_rate": {"service_cpu_ms": 0.9, "cassandra_cpu_ms": 0.4},
             "get_cpu_ratio": 2.0,
+            "probe": {side: {"200": live_run(0.5), "1000": live_run(0.2)} for side in ("service", "floor")},
         }
     )
     text = "\n".join(lines)
@@ -135,6 +136,35 @@ def test_the_api_report_states_each_target_and_the_ratio_to_the_floor() -> None:
     assert "| none | none | | n/a | ≥ 200 req/s | **FAIL** |" in text
     assert "| 1.8 ms | | 0.9 ms | 2.0 | ≤ 1.5 times the floor | **FAIL** |" in text
     assert "- get, CSM, 2 workers at 400 req/s: holds" in text
+
+
+def live_run(cpu_ms: float, statuses: dict[str, int] | None = None) -> dict:
+    return {**api_run(200, 2.0, statuses or {"200": 100}), "service_cpu_ms": cpu_ms}
+
+
+def test_the_probe_rows_compare_the_service_with_the_bare_server_at_each_rate() -> None:
+    from bench import api
+
+    lines = api.probe_report(
+        {
+            "service": {"200": live_run(0.5), "1000": live_run(0.25)},
+            "floor": {"200": live_run(0.4), "1000": live_run(0.2)},
+        }
+    )
+    assert "| 200 req/s | 0.5 ms | 0.4 ms | 1.25 | ≤ 0.3 ms | **FAIL** |" in lines
+    assert "| 1000 req/s | 0.25 ms | 0.2 ms | 1.25 | ≤ 0.3 ms | pass |" in lines
+
+
+def test_a_probe_rate_with_a_failed_request_fails_however_cheap() -> None:
+    from bench import api
+
+    lines = api.probe_report(
+        {
+            "service": {"200": live_run(0.1, {"200": 99, "503": 1}), "1000": live_run(0.1)},
+            "floor": {"200": live_run(0.1), "1000": live_run(0.1)},
+        }
+    )
+    assert "| 200 req/s | 0.1 ms | 0.1 ms | 1.00 | ≤ 0.3 ms | **FAIL** (errors) |" in lines
 
 
 def test_the_programs_share_is_read_from_the_engine_harness_output() -> None:
