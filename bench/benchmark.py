@@ -624,6 +624,10 @@ def report(results: dict) -> str:
         from bench import api
 
         lines += ["", *api.report(results["api"])]
+    if results.get("framework"):
+        from bench import framework
+
+        lines += ["", *framework.report(results["framework"])]
     if results.get("engine"):
         from bench import engine
 
@@ -757,6 +761,10 @@ def main(argv: list[str] | None = None) -> int:
 
             say("csm: API throughput and the floor")
             results["api"] = {**api.measure(tags["csm"], secrets_dir, args.api_duration), "seconds": args.api_duration}
+            from bench import framework
+
+            say("csm: the service's own code per GET, in process")
+            results["framework"] = framework.measure()
     finally:
         shutil.rmtree(secrets_dir, ignore_errors=True)
 

@@ -189,3 +189,14 @@ def test_a_rolling_update_with_one_failed_request_fails_in_the_engine_report() -
     assert rolling_row.endswith("| **FAIL** |"), rolling_row
     assert next(line for line in held.splitlines() if line.startswith("| rolling update")).endswith("| pass |")
     assert "| ≤ 15 s | pass |" in held, "a 6 s no-op preview meets the 15 s target"
+
+
+def test_the_in_process_get_answers_200_and_splits_its_cost_into_layers() -> None:
+    from bench import framework
+
+    data = framework.measure(count=40, rounds=2)
+    assert data["median_us"] > 0 and len(data["rounds_us"]) == 2
+    assert set(data["shares_pct"]) == set(framework.LAYERS)
+    assert all(0 < share < 100 for share in data["shares_pct"].values()), data["shares_pct"]
+    assert sum(data["shares_pct"].values()) < 100, "the layers overlap: their shares add up past the whole"
+    assert any(line.startswith("| dependency solving") for line in framework.report(data))
