@@ -41,7 +41,6 @@ NODES = ("127.0.0.51", "127.0.0.52", "127.0.0.53")
 VERSION = "5.0.9"
 KEYSPACE = "csm_cluster"
 
-
 SEEDS_NOT_SEEN = "Unable to contact any seeds"
 
 
