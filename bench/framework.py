@@ -15,7 +15,6 @@ import os
 import pstats
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from harness.service import REPO as ROOT
+from harness.proc import run
 from harness.service import make_secrets
 
 REQUESTS, ROUNDS = 2500, 6
@@ -47,12 +46,9 @@ def application(directory: Path) -> tuple[Any, dict[str, Any]]:
     answers every statement with the same row, as the driver returns it."""
     secrets = make_secrets(directory)
     (secrets.directory / "csm_cassandra_password").write_text("unused\n")
-    from csm.app import create_app
+    from csm.app import certificate_service, create_app
     from csm.config import Settings
     from csm.logging import configure
-    from csm.pagination import PageTokens
-    from csm.service import CertificateAuthorityService
-    from csm.store import Repository
 
     environment = {
         **secrets.env(),
@@ -91,13 +87,7 @@ def application(directory: Path) -> tuple[Any, dict[str, Any]]:
         async def execute(self, operation: str, cql: str, params: Any = (), **_: Any) -> Rows:
             return Rows()
 
-    key = settings.master_key_bytes
-    service = CertificateAuthorityService(
-        Repository(Database(), PageTokens(key)),
-        key,
-        settings.max_validity_days,
-        settings.ca_max_validity_days,
-    )
+    service = certificate_service(settings, Database())  # type: ignore[arg-type]
     app = create_app(settings)
     app.state.service = service  # what the lifespan would build; it never runs (no Cassandra)
     path = f"/v1/certificates/{row['id']}"
@@ -140,16 +130,7 @@ async def requests(app: Any, scope: dict[str, Any], count: int) -> float:
 
 def measure(count: int = REQUESTS, rounds: int = ROUNDS) -> dict[str, Any]:
     """The figures, from a process of their own: the app's settings, logging and stdout stay there."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.framework", "--json", str(count), str(rounds)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.framework failed:\n{done.stderr[-3000:]}")
+    done = run(sys.executable, "-m", "bench.framework", "--json", str(count), str(rounds), timeout=600)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -162,12 +143,12 @@ def measure_here(count: int, rounds: int) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="csm-framework-"))
     try:
         app, scope = application(directory)
-        run: Callable[[int], float] = lambda n: uvloop.run(requests(app, scope, n))  # noqa: E731
-        run(200)  # warm-up: the first requests build FastAPI's caches
-        per_request = [run(count) / count * 1e6 for _ in range(rounds)]
+        timed: Callable[[int], float] = lambda n: uvloop.run(requests(app, scope, n))  # noqa: E731
+        timed(200)  # warm-up: the first requests build FastAPI's caches
+        per_request = [timed(count) / count * 1e6 for _ in range(rounds)]
         profile = cProfile.Profile()
         profile.enable()
-        run(count)
+        timed(count)
         profile.disable()
     finally:
         sys.stdout.close()
@@ -184,7 +165,6 @@ def measure_here(count: int, rounds: int) -> dict[str, Any]:
         "requests": count,
         "rounds_us": [round(us) for us in per_request],
         "median_us": round(statistics.median(per_request)),
-        "min_us": round(min(per_request)),
         "shares_pct": shares,
         "python": sys.version.split()[0],
     }

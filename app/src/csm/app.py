@@ -27,6 +27,16 @@ from csm.store import Database, Repository
 from csm.tokens import TokenVerifier
 
 
+def certificate_service(settings: Settings, database: Database) -> CertificateAuthorityService:
+    """The service the routes call, on ``database``."""
+    return CertificateAuthorityService(
+        Repository(database, PageTokens(settings.master_key_bytes)),
+        settings.master_key_bytes,
+        settings.max_validity_days,
+        settings.ca_max_validity_days,
+    )
+
+
 def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
     build = BuildInfo.from_environment()
     BUILD.labels(version=build.version, git_commit=build.git_commit, build_date=build.build_date).set(1)
@@ -36,12 +46,7 @@ def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
         database = Database(settings)
         readiness = ReadinessMonitor(database, settings.readiness_interval, settings.cassandra_request_timeout)
         app.state.readiness = readiness
-        app.state.service = CertificateAuthorityService(
-            Repository(database, PageTokens(settings.master_key_bytes)),
-            settings.master_key_bytes,
-            settings.max_validity_days,
-            settings.ca_max_validity_days,
-        )
+        app.state.service = certificate_service(settings, database)
 
         async def connect() -> None:
             if startup is not None:
